@@ -1,0 +1,1 @@
+"""Atomic model -> density, filters, noise, half maps, phantoms with known local resolution."""

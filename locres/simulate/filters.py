@@ -1,0 +1,75 @@
+"""Fourier-space filters on (z, y, x) maps. Frequencies are in 1/Angstrom unless a name says otherwise."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from locres.errors import LocresError
+
+
+def frequency_grid_per_a(shape_zyx: tuple[int, ...], voxel_size_a: float, rfft: bool = True) -> np.ndarray:
+    """|s| (1/Angstrom) for every Fourier coefficient of an unshifted (r)FFT of ``shape_zyx``."""
+    nz, ny, nx = shape_zyx
+    fz = np.fft.fftfreq(nz, d=voxel_size_a).astype(np.float32)
+    fy = np.fft.fftfreq(ny, d=voxel_size_a).astype(np.float32)
+    fx = (np.fft.rfftfreq if rfft else np.fft.fftfreq)(nx, d=voxel_size_a).astype(np.float32)
+    return np.sqrt(fz[:, None, None] ** 2 + fy[None, :, None] ** 2 + fx[None, None, :] ** 2)
+
+
+def apply_fourier_filter(volume: np.ndarray, transfer: np.ndarray) -> np.ndarray:
+    """Multiply the rFFT of ``volume`` by ``transfer`` (same shape as the rFFT) and return float32."""
+    spectrum = np.fft.rfftn(volume.astype(np.float32))
+    return np.fft.irfftn(spectrum * transfer, s=volume.shape).astype(np.float32)
+
+
+def raised_cosine_lowpass_transfer(freq_per_a: np.ndarray, resolution_a: float, voxel_size_a: float,
+                                   width_digital: float = 0.02) -> np.ndarray:
+    """Raised-cosine low pass that reaches 0 exactly at 1/``resolution_a``.
+
+    The fall-off is ``width_digital`` wide in digital frequency (cycles/voxel), as in the DeepRes
+    reference, and lies entirely *below* the cutoff, so no power remains beyond 1/resolution.
+    """
+    if not resolution_a > 0:
+        raise LocresError(f"resolution must be positive, got {resolution_a} A")
+    f_cut = voxel_size_a / resolution_a  # digital
+    f = freq_per_a * voxel_size_a
+    f_start = max(f_cut - width_digital, 0.0)
+    t = np.clip((f - f_start) / max(f_cut - f_start, 1e-12), 0.0, 1.0)
+    h = 0.5 * (1.0 + np.cos(np.pi * t))
+    h[f >= f_cut] = 0.0
+    return h.astype(np.float32)
+
+
+def lowpass_raised_cosine(volume: np.ndarray, voxel_size_a: float, resolution_a: float,
+                          width_digital: float = 0.02) -> np.ndarray:
+    """Low-pass ``volume`` to ``resolution_a`` (no power beyond 1/resolution_a)."""
+    freq = frequency_grid_per_a(volume.shape, voxel_size_a)
+    return apply_fourier_filter(volume, raised_cosine_lowpass_transfer(freq, resolution_a, voxel_size_a,
+                                                                       width_digital))
+
+
+def lowpass_butterworth(volume: np.ndarray, voxel_size_a: float, resolution_a: float, order: int = 8) -> np.ndarray:
+    """Butterworth low pass with its half-power point at 1/``resolution_a``."""
+    freq = frequency_grid_per_a(volume.shape, voxel_size_a)
+    h = 1.0 / np.sqrt(1.0 + (freq * resolution_a) ** (2 * order))
+    return apply_fourier_filter(volume, h.astype(np.float32))
+
+
+def apply_bfactor(volume: np.ndarray, voxel_size_a: float, b_factor_a2: float) -> np.ndarray:
+    """Multiply amplitudes by exp(-B s^2 / 4): B > 0 blurs, B < 0 sharpens (s in 1/Angstrom)."""
+    freq = frequency_grid_per_a(volume.shape, voxel_size_a)
+    return apply_fourier_filter(volume, np.exp(-b_factor_a2 * freq**2 / 4.0).astype(np.float32))
+
+
+def lowpass_gaussian(volume: np.ndarray, voxel_size_a: float, resolution_a: float) -> np.ndarray:
+    """Gaussian low pass whose amplitude falls to exp(-1) at 1/``resolution_a`` (B = 4 R^2)."""
+    return apply_bfactor(volume, voxel_size_a, 4.0 * resolution_a**2)
+
+
+def sharpen(volume: np.ndarray, voxel_size_a: float, b_sharpen_a2: float,
+            resolution_a: float | None = None) -> np.ndarray:
+    """Global B-factor sharpening (``b_sharpen_a2`` > 0 sharpens), optionally low-passed to a resolution."""
+    out = apply_bfactor(volume, voxel_size_a, -b_sharpen_a2)
+    if resolution_a is not None:
+        out = lowpass_raised_cosine(out, voxel_size_a, resolution_a)
+    return out
