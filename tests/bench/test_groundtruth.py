@@ -1,0 +1,120 @@
+"""Known-answer tests of the benchmark metrics and a one-case benchmark run with a fake method."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from locres.bench.common import Variant
+from locres.bench.groundtruth import binned_metrics, error_metrics, spearman
+from locres.bench.realmaps import atom_voxel_indices, sample_at_atoms
+from locres.methods import LocalResolution
+
+
+def test_prediction_one_angstrom_coarse_has_mae_one_and_bias_plus_one(rng):
+    truth = rng.uniform(2.0, 15.0, size=(6, 7, 8))
+    m = error_metrics(truth + 1.0, truth)
+    assert m["mae_a"] == pytest.approx(1.0)
+    assert m["bias_a"] == pytest.approx(1.0)
+    assert m["spearman"] == pytest.approx(1.0)
+    assert m["coverage"] == 1.0
+
+
+def test_mae_and_bias_differ_for_mixed_errors():
+    truth = np.full(4, 5.0)
+    pred = truth + np.array([-2.0, 1.0, 1.0, 1.0])
+    m = error_metrics(pred, truth)
+    assert m["mae_a"] == pytest.approx(1.25)
+    assert m["bias_a"] == pytest.approx(1.0)
+
+
+def test_spearman_of_a_monotone_map_is_one(rng):
+    x = rng.uniform(1, 10, 500)
+    assert spearman(np.exp(x) + 3 * x, x) == pytest.approx(1.0)
+    assert spearman(-x, x) == pytest.approx(-1.0)
+    assert np.isnan(spearman(np.ones(10), x[:10]))
+
+
+def test_coverage_counts_unestimated_mask_voxels_and_mae_ignores_them(rng):
+    truth = rng.uniform(3, 8, size=(10, 10, 10))
+    pred = truth.copy()
+    pred[:5] = 0.0
+    mask = np.ones(truth.shape, bool)
+    mask[:, :, 5:] = False  # half the voxels outside the mask: not counted at all
+    m = error_metrics(pred, truth, mask)
+    assert m["coverage"] == pytest.approx(0.5)
+    assert m["n_mask"] == 500
+    assert m["mae_a"] == 0.0
+
+
+def test_bins_split_voxels_by_true_resolution():
+    truth = np.array([3.0, 5.0, 7.0, 10.0, 14.0])
+    pred = truth + np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    b = binned_metrics(pred, truth)
+    assert b["2-4"]["mae_a"] == pytest.approx(1.0)
+    assert b["4-6"]["mae_a"] == pytest.approx(2.0)
+    assert b["6-9"]["mae_a"] == pytest.approx(3.0)
+    assert b["9-15"]["n_mask"] == 2 and b["9-15"]["mae_a"] == pytest.approx(4.5)
+    assert b["goal 2.5-12"]["n_mask"] == 4  # 14 A lies outside 2.5-12 A
+    assert b["all"]["mae_a"] == pytest.approx(3.0)
+
+
+def test_atoms_are_sampled_in_map_geometry():
+    # voxel centre (ix, iy, iz) sits at corner + index * voxel size; the grid is non-cubic
+    shape_zyx, v, corner = (5, 6, 7), (2.0, 2.0, 2.0), np.array([10.0, -4.0, 3.0])
+    vol = np.arange(np.prod(shape_zyx), dtype=np.float32).reshape(shape_zyx)
+    xyz = np.array([[10.0 + 2 * 6, -4.0 + 2 * 1, 3.0 + 2 * 4], [0.0, 0.0, 0.0]])
+    idx = atom_voxel_indices(xyz, corner, v, shape_zyx)
+    assert idx[0].tolist() == [4, 1, 6]
+    assert idx[1].tolist() == [-1, -1, -1]
+    got = sample_at_atoms(vol, idx)
+    assert got[0] == vol[4, 1, 6] and np.isnan(got[1])
+
+
+def _truth_plus_one_from_map(inputs, **params):
+    """A fake method that reads the phantom's truth from a side channel and adds 1 A."""
+    res = np.where(inputs.mask, _truth_plus_one_from_map.truth + 1.0, 0.0).astype(np.float32)
+    return LocalResolution(resolution_a=res)
+
+
+def _broken(inputs, **params):
+    raise RuntimeError("this method always fails")
+
+
+def test_one_case_bench_with_a_fake_method_writes_the_table(tmp_path, monkeypatch):
+    from locres.bench import groundtruth, suite
+    real_build = groundtruth.build_case
+
+    def build(spec):
+        out = real_build(spec)
+        _truth_plus_one_from_map.truth = out[0].truth_a
+        return out
+
+    monkeypatch.setattr(groundtruth, "build_case", build)
+    variants = [{"label": "fake", "method": "fake", "input": "map"},
+                {"label": "broken", "method": "broken", "input": "halves"}]
+    runners = {"fake": _truth_plus_one_from_map, "broken": _broken}
+    real_variants = suite.variants_from_config
+    monkeypatch.setattr(suite, "variants_from_config",
+                        lambda items, ck=None: [Variant(**{**v.__dict__, "run": runners[v.label]})
+                                                for v in real_variants(items, ck)])
+    gt = {"models_dir": "synthetic", "n_models": 1, "max_box": 32, "error_map_cases": 1,
+          "cases": [{"voxel_size_a": 1.0, "resolution_range_a": [3.0, 8.0], "snr": 2.0}]}
+    res = suite.run_bench(str(tmp_path), variants, gt, {"enabled": False}, {"enabled": False},
+                          learned_label="fake")
+    s = res["groundtruth"]["summary"]
+    assert s["fake"]["metrics"]["all"]["mae_a"] == pytest.approx(1.0, abs=1e-4)
+    assert s["fake"]["metrics"]["all"]["bias_a"] == pytest.approx(1.0, abs=1e-4)
+    assert s["fake"]["metrics"]["all"]["coverage"] == 1.0
+    assert s["fake"]["metrics"]["all"]["spearman"] == pytest.approx(1.0)
+    assert s["broken"]["n_cases_ok"] == 0 and "always fails" in s["broken"]["errors"][0]
+    table = (tmp_path / "table.md").read_text()
+    assert "| fake | map | 1.00 | +1.00 |" in table
+    assert "broken" in table and "always fails" in table
+    assert "not met (1.00 A, 0.50 A over)" in table.replace("**", "")
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["groundtruth"]["summary"]["fake"]["input"] == "map"
+    assert (tmp_path / "pred_vs_true.png").stat().st_size > 0
+    assert (tmp_path / "error_maps.png").stat().st_size > 0
