@@ -61,6 +61,8 @@ def per_bin_table(summary: dict) -> str:
         for label, s in summary.items():
             m = s["metrics"].get(key, {})
             t = s["per_bin_time"].get(key, {})
+            if s["n_cases_ok"] == 0 or not m.get("n_mask"):
+                continue  # failed variants are in the overview; empty bins say nothing
             rows.append([label, key, fmt(m.get("mae_a")), fmt(m.get("bias_a"), signed=True),
                          fmt(m.get("spearman")), fmt(m.get("coverage")), fmt(m.get("n_mask")),
                          fmt(t.get("seconds_median"), 1), fmt(t.get("peak_mb_max"), 0)])
