@@ -1,0 +1,109 @@
+"""DeepRes inference: grid in = grid out, scale/offset free, no holes, chunking exact, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from locres.errors import LocresError
+from locres.io.checkpoints import export_slim, load_deepres
+from locres.methods import MethodInputs, deepres
+from locres.models.nets import CompactResNet, DeepResPaperNet
+from locres.simulate.phantom import make_synthetic_phantom
+
+RANGE = (2.0, 15.0)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    net = CompactResNet(channels=[4, 8, 8], kernel_sizes=[3, 3, 3], strides=[1, 2, 1], dense_widths=[8],
+                        resolution_range_a=RANGE).eval()
+    # spread the random outputs over the range so clamping and interpolation are exercised
+    with torch.no_grad():
+        net.out.weight.mul_(30.0)
+    return export_slim(tmp_path_factory.mktemp("ck") / "tiny.pt", net, 1.0, RANGE)
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_synthetic_phantom((37, 44, 30), voxel_size_a=0.8, resolution_range_a=(3.0, 8.0), seed=3)
+
+
+def test_output_on_input_grid_with_mask(ckpt, phantom):
+    inputs = MethodInputs(voxel_size_a=0.8, map=phantom.map, mask=phantom.mask)
+    out = deepres.run(inputs, checkpoint=str(ckpt))
+    r = out.resolution_a
+    assert r.shape == phantom.map.shape and r.dtype == np.float32
+    assert np.all(r[~phantom.mask] == 0)
+    lo_eff = max(RANGE[0], 2 * 0.8)
+    assert np.all((r[phantom.mask] >= lo_eff) & (r[phantom.mask] <= RANGE[1]))  # every mask voxel estimated
+    assert out.mask is None and out.info["voxels_estimated"] == int(phantom.mask.sum())
+    assert 0.0 <= out.info["fraction_clamped"] <= 1.0 and out.info["holes_filled"] == 0
+
+
+@pytest.mark.parametrize("use_mask", [True, False])
+def test_scale_and_offset_free(ckpt, phantom, use_mask):
+    m = phantom.mask if use_mask else None
+    ref = deepres.run(MethodInputs(voxel_size_a=0.8, map=phantom.map, mask=m), checkpoint=str(ckpt))
+    for other in (1000.0 * phantom.map, phantom.map + 3.0 * float(phantom.map.std())):
+        got = deepres.run(MethodInputs(voxel_size_a=0.8, map=other, mask=m), checkpoint=str(ckpt))
+        if not use_mask:
+            np.testing.assert_array_equal(got.mask, ref.mask)
+        np.testing.assert_allclose(got.resolution_a, ref.resolution_a, rtol=1e-3, atol=1e-3)
+
+
+def test_automatic_mask_no_holes(ckpt, phantom):
+    out = deepres.run(MethodInputs(voxel_size_a=0.8, map=phantom.map), checkpoint=str(ckpt))
+    assert out.mask is not None and out.mask.shape == phantom.map.shape
+    # the automatic mask finds the molecule: most of the true mask, not most of the solvent
+    assert (out.mask & phantom.mask).sum() > 0.8 * phantom.mask.sum()
+    assert out.mask.sum() < 0.8 * out.mask.size
+    assert np.all(out.resolution_a[out.mask] > 0) and np.all(out.resolution_a[~out.mask] == 0)
+
+
+def test_volume_pass_equals_boxes_and_chunking_is_exact(ckpt, phantom):
+    net, meta = load_deepres(ckpt)
+    args = (phantom.map, 0.8, phantom.mask, net, meta)
+    whole = deepres.predict_local_resolution_a(*args, chunk_voxels=10**8)
+    chunked = deepres.predict_local_resolution_a(*args, chunk_voxels=16**3)
+    boxes = deepres.predict_local_resolution_a(*args, mode="boxes", box_stride=net.output_stride,
+                                               batch_size=33)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(boxes, whole, rtol=1e-4, atol=1e-4)
+
+
+def test_box_only_net_and_half_maps(tmp_path, phantom):
+    torch.manual_seed(1)
+    net = DeepResPaperNet(box_size=7, filters=2, kernel_size=3, dense_width=8, output="softplus")
+    ck = export_slim(tmp_path / "paper.pt", net, 1.0, (1.9, 13.0))
+    inputs = MethodInputs(voxel_size_a=0.8, half1=phantom.half1, half2=phantom.half2, mask=phantom.mask)
+    out = deepres.run(inputs, checkpoint=str(ck))
+    assert out.info["evaluation"] == "boxes" and out.info["source"] == "half average"
+    assert np.all(out.resolution_a[phantom.mask] > 0)
+
+
+def test_bad_inputs(ckpt, phantom, tmp_path):
+    with pytest.raises(LocresError, match="does not exist"):
+        deepres.run(MethodInputs(voxel_size_a=0.8, map=phantom.map), checkpoint=str(tmp_path / "none.pt"))
+    (tmp_path / "bad.pt").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(LocresError):
+        deepres.run(MethodInputs(voxel_size_a=0.8, map=phantom.map), checkpoint=str(tmp_path / "bad.pt"))
+    with pytest.raises(LocresError, match="empty"):
+        deepres.run(MethodInputs(voxel_size_a=0.8, map=phantom.map, mask=np.zeros_like(phantom.mask)),
+                    checkpoint=str(ckpt))
+    with pytest.raises(LocresError, match="too coarse"):
+        deepres.run(MethodInputs(voxel_size_a=8.0, map=phantom.map), checkpoint=str(ckpt))
+
+
+@pytest.mark.skipif(not deepres.DEFAULT_CHECKPOINT.is_file(), reason="no shipped model yet")
+def test_shipped_model_reads_a_uniform_phantom():
+    # known answer: a phantom filtered to one resolution everywhere
+    errs = []
+    for res_a in (4.0, 8.0):
+        ph = make_synthetic_phantom((56, 56, 56), voxel_size_a=1.0, resolution_range_a=(res_a, res_a + 1e-3),
+                                    pattern="radial", snr=20.0, seed=5)
+        out = deepres.run(MethodInputs(voxel_size_a=1.0, map=ph.map, mask=ph.mask))
+        errs.append(abs(float(np.median(out.resolution_a[ph.mask])) - res_a))
+    assert max(errs) < 1.5
