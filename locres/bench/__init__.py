@@ -1,1 +1,1 @@
-"""Benchmarks: speed (``speed_<topic>.py``) and agreement with real data, as JSON in bench_results/."""
+"""Benchmarks: ground truth on phantoms, the sharpening study, real maps (``bench.py``), and speed."""
