@@ -8,6 +8,8 @@ mark, reset before the run; this sees numpy, scipy and torch allocations alike).
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import importlib
 import logging
 import os
@@ -99,6 +101,15 @@ def _status_mb(key: str) -> float | None:
     return None
 
 
+def _release_free_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS, so a run's rise starts from a floor."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 class _PeakRss:
     """Peak resident memory of a block, as its rise (MiB) above the resident size at the start.
 
@@ -127,6 +138,7 @@ class _PeakRss:
             self._stop.wait(self.interval_s)
 
     def __enter__(self):
+        _release_free_memory()
         try:
             with open("/proc/self/clear_refs", "w") as fh:
                 fh.write("5")

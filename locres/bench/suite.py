@@ -89,7 +89,8 @@ def run_bench(output_dir: str, variants: list[dict], groundtruth: dict, sharpeni
         plots.plot_error_maps(gt_res["_slices"], out_dir / "error_maps.png")
         n_ok = sum(1 for c in gt_res["cases"] if "error" not in c)
         md += ["### Phantoms with known local resolution\n",
-               f"{n_ok} phantom cases from test-split models ({', '.join(results['models']['entries'])}); "
+               f"{n_ok} phantom case{'s' if n_ok != 1 else ''} from test-split models "
+               f"({', '.join(results['models']['entries'])}; split: {results['models']['split']}); "
                "single-map variants get the noisy map, half-map variants the two half maps; every variant "
                "gets the phantom's mask. MAE and bias (median of estimate - truth) over estimated mask "
                "voxels; coverage = estimated fraction of the mask; s / case = median wall seconds; peak MB = "
