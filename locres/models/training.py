@@ -1,0 +1,83 @@
+"""After ``trainer.fit``: test the best checkpoint on held-out structures, write metrics, export slim.
+
+Kept out of ``train.py`` so the entry point stays thin; used by ``train.py`` and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from locres.models.lightning_module import RESOLUTION_BINS_A, binned_mae
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def evaluate_boxes(net: torch.nn.Module, dataset, batch_size: int = 512) -> dict:
+    """MAE, bias and per-bin MAE (Angstrom) of ``net`` on a TensorDataset ``(x, y[, ids])``."""
+    net.eval()
+    x, y = dataset.tensors[0], dataset.tensors[1]
+    t0 = time.perf_counter()
+    pred = torch.cat([net(x[i: i + batch_size]) for i in range(0, len(x), batch_size)])
+    sec = time.perf_counter() - t0
+    err = pred - y
+    bins = binned_mae(pred, y, RESOLUTION_BINS_A)
+    out = {"n_boxes": len(y), "mae_a": float(err.abs().mean()), "bias_a": float(err.mean()),
+           "mae_per_bin_a": {k: (round(v, 4) if n else None) for k, (v, n) in bins.items()},
+           "boxes_per_bin": {k: n for k, (v, n) in bins.items()}, "seconds": round(sec, 2)}
+    sel = (y >= 2.5) & (y <= 12.0)
+    if sel.any():
+        out["mae_2.5-12_a"] = float(err[sel].abs().mean())
+    return out
+
+
+def finish_run(trainer, module, datamodule, cfg: dict, started: float | None = None) -> dict:
+    """Test the best checkpoint, write ``run_dir/metrics.json`` and the slim export (rank 0 only)."""
+    from locres.io.checkpoints import load_deepres
+
+    run_dir = Path(cfg["run_dir"])
+    cb = trainer.checkpoint_callback
+    best = cb.best_model_path if cb is not None and cb.best_model_path else None
+    metrics: dict = {"best_checkpoint": best, "last_checkpoint": str(run_dir / "checkpoints" / "last.ckpt"),
+                     "epochs": int(trainer.current_epoch), "global_step": int(trainer.global_step),
+                     "best_val_mae_a": float(cb.best_model_score) if best and cb.best_model_score is not None
+                     else None}
+    if started is not None:
+        metrics["fit_seconds"] = round(time.time() - started, 1)
+    if not trainer.is_global_zero:
+        return metrics
+    net = module.net
+    if best:
+        net, _ = load_deepres(best)
+    if cfg.get("test", True):
+        datamodule.setup("test")
+        metrics["test"] = evaluate_boxes(net, datamodule.test_set)
+        metrics["test"]["structures"] = datamodule.sources["test"].names
+        log.info("held-out test MAE %.3f A (bias %+.3f A); per bin %s", metrics["test"]["mae_a"],
+                 metrics["test"]["bias_a"], metrics["test"]["mae_per_bin_a"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    if cfg.get("export"):
+        export(cfg["export"], net, module, cfg, metrics)
+    return metrics
+
+
+def export(path: str, net, module, cfg: dict, metrics: dict) -> Path:
+    """Slim ``.pt`` + ``<stem>.yaml`` (the training config) + ``<stem>_metrics.json``."""
+    from omegaconf import OmegaConf
+
+    from locres.io.checkpoints import export_slim
+
+    hp = module.hparams
+    out = export_slim(path, net, hp["voxel_size_a"], hp["resolution_range_a"],
+                      extra={"metrics": metrics, "box_norm": hp.get("box_norm", "none")})
+    stem = out.with_suffix("")
+    OmegaConf.save(OmegaConf.create(cfg), str(stem) + ".yaml")
+    Path(str(stem) + "_metrics.json").write_text(json.dumps(metrics, indent=1))
+    log.info("exported %s (%.1f MB)", out, out.stat().st_size / 1e6)
+    return out

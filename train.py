@@ -1,0 +1,65 @@
+"""Train a resolution net: ``python train.py [experiment=smoke|deepres_paper] [key=value ...]``.
+
+Composes ``configs/train.yaml``, instantiates the net (``model``), the DataModule (``data``), the
+LightningModule (``module``), loggers, callbacks and the Trainer, then fits (resuming with
+``ckpt_path=last``), tests the best checkpoint on the held-out structures and optionally exports a slim
+``.pt`` (``export=PATH``). Errors end as one line ``error: ...`` (see ``locres/cli.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from locres.cli import run_cli
+from locres.errors import LocresError
+
+log = logging.getLogger("train")
+
+
+def resolve_ckpt(ckpt_path: str | None, run_dir: str) -> str | None:
+    """``None``, ``last`` (run_dir/checkpoints/last.ckpt) or an existing file."""
+    if ckpt_path in (None, "", "null"):
+        return None
+    p = Path(run_dir) / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if not p.is_file():
+        raise LocresError(f"checkpoint to resume not found: {p} (train without ckpt_path first)")
+    from locres.io.checkpoints import load_deepres
+
+    load_deepres(p)  # a damaged or foreign file fails here in one line, before training starts
+    return str(p)
+
+
+def train(cfg) -> dict:
+    import time
+
+    import lightning as L
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from locres.models.training import finish_run
+
+    if "wandb" in (cfg.get("logger") or {}):
+        os.environ.setdefault("WANDB_MODE", "offline" if cfg.logger.wandb.get("offline", True) else "online")
+        os.environ.setdefault("WANDB_SILENT", "true")
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    L.seed_everything(int(cfg.seed), workers=True)
+    ckpt = resolve_ckpt(cfg.get("ckpt_path"), cfg.run_dir)
+    net = instantiate(cfg.model)
+    datamodule = instantiate(cfg.data, box_size=net.box_size)
+    module = instantiate(cfg.module, net=net)  # net_config comes from net.net_config
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    log.info("net %s: box %d, %d parameters; run dir %s", type(net).__name__, net.box_size,
+             sum(p.numel() for p in net.parameters()), cfg.run_dir)
+    started = time.time()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
+    return finish_run(trainer, module, datamodule, OmegaConf.to_container(cfg, resolve=True), started)
+
+
+if __name__ == "__main__":
+    run_cli(train, config_name="train")
