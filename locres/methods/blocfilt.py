@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from locres.errors import LocresError
+from locres.methods.blocres import _cpu_threads_for
 from locres.simulate.filters import frequency_grid_per_a
 
 log = logging.getLogger(__name__)
@@ -133,17 +134,18 @@ def blocfilt(volume: np.ndarray, resolution_a: np.ndarray, voxel_size_a: float,
     spec = torch.fft.rfftn(torch.from_numpy(vol).to(dev))
     freq = torch.from_numpy(frequency_grid_per_a(vol.shape, voxel_size_a)).to(dev)
     inv_t = torch.from_numpy(inv).to(dev)
-    out = torch.zeros(vol.shape, dtype=torch.float32, device=dev)
-    for j in range(levels + 1):
-        f_j = f_lo + j * step
-        if step > 0:
-            w = (1.0 - (inv_t - f_j).abs() / step).clamp_min(0.0)
-        else:
-            w = torch.ones_like(inv_t)
-        if not bool((w > 0).any()):
-            continue
-        layer = torch.fft.irfftn(spec * bsoft_lowpass_transfer(freq, 1.0 / f_j, halve_dc), s=vol.shape)
-        out += w * layer
+    with _cpu_threads_for(vol.size, str(device)):
+        out = torch.zeros(vol.shape, dtype=torch.float32, device=dev)
+        for j in range(levels + 1):
+            f_j = f_lo + j * step
+            if step > 0:
+                w = (1.0 - (inv_t - f_j).abs() / step).clamp_min(0.0)
+            else:
+                w = torch.ones_like(inv_t)
+            if not bool((w > 0).any()):
+                continue
+            layer = torch.fft.irfftn(spec * bsoft_lowpass_transfer(freq, 1.0 / f_j, halve_dc), s=vol.shape)
+            out += w * layer
     out = out.cpu().numpy()
     out[~use] = 0.0
     log.info("blocfilt: %d ladder levels from %.2f to %.2f A", levels + 1, 1.0 / f_lo, 1.0 / f_hi)

@@ -48,6 +48,7 @@ voxel away from the edges is estimated. The mask used is returned in ``LocalReso
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -272,8 +273,16 @@ def local_fsc_reference(half1: np.ndarray, half2: np.ndarray, voxel_size_a: floa
     pts = np.asarray(points_zyx, dtype=np.int64).reshape(-1, 3)
     big1 = torch.from_numpy(np.pad(h1, box))
     big2 = torch.from_numpy(np.pad(h2, box))
-    ar = torch.arange(box)
     curves = np.zeros((len(pts), maxrad))
+    with _cpu_threads_for(0, "cpu"):
+        _reference_batches(big1, big2, pts, box, padded, a, wnd, i0, f, maxrad, batch, curves)
+    res = np.stack([_to_resolution(cut_last_crossing(freq, curves, thr[j]), hi) for j in range(len(cut))])
+    return (res, curves, freq) if return_curves else res
+
+
+def _reference_batches(big1, big2, pts, box, padded, a, wnd, i0, f, maxrad, batch, curves):
+    """FSC curves of the boxes at ``pts`` into ``curves`` (n, maxrad), ``batch`` boxes per FFT."""
+    ar = torch.arange(box)
     for start in range(0, len(pts), batch):
         p = torch.from_numpy(pts[start:start + batch]) + box - box // 2
         zi = (p[:, 0, None] + ar)[:, :, None, None]
@@ -295,56 +304,72 @@ def local_fsc_reference(half1: np.ndarray, half2: np.ndarray, voxel_size_a: floa
         fsc = fsc.clamp(-1.0, 1.0)
         fsc[:, 0] = 1.0
         curves[start:start + len(p)] = fsc.numpy()
-    res = np.stack([_to_resolution(cut_last_crossing(freq, curves, thr[j]), hi) for j in range(len(cut))])
-    return (res, curves, freq) if return_curves else res
 
 
 # --------------------------------------------------------------------------- fast path: all voxels
+@contextlib.contextmanager
+def _cpu_threads_for(numel: int, device: str):
+    """One torch CPU thread for small maps: thread start-up costs more than it saves there, and on a
+    busy machine two spinning threads can be ten times slower than one. Restored on exit."""
+    before = torch.get_num_threads()
+    small = device == "cpu" and numel < 2_000_000
+    if small:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if small:
+            torch.set_num_threads(before)
+
+
 @functools.lru_cache(maxsize=8)
 def matched_shell_profiles(box: int, pad: int, taper: str, maxrad: int, drho: float = 0.5):
     """Effective radial weight of each reference shell on the input spectrum.
 
-    ``W_i(rho') = sum_k T_i(k) (|H(k - k')|^2 + |H(k + k')|^2)``, k over the reference's half space of
-    the padded box, H the window's transform (periodic in k), k' = rho' d for unit directions d; the
-    profile at rho' averages the directions along which k' stays within the map's Nyquist cube.
+    ``W_i(rho') = sum_k T_i(k) |H(k - k')|^2``: a plane wave of frequency k' (units of 1/P cycles per
+    voxel), windowed and padded like a reference box, spreads over the padded grid points k near k' as
+    the window's transform ``|H|^2``, which the shell binning ``T_i`` (linear interpolation on |k|, with
+    the grid's periodic wrap) collects. k runs over the (4 (pad+1))^3 neighbourhood of k' on both sides
+    (the Hann transform is ~1e-5 of its peak beyond), over the full rather than the half space (the same
+    up to the kx = 0 plane). k' = rho' d for five unit directions d; the profile at rho' averages the
+    directions along which k' stays within the map's Nyquist cube.
 
     Returns
     -------
-    rho : (R,) sample radii in units of 1/P cycles per voxel (spacing ``drho``).
+    rho : (R,) sample radii (spacing ``drho``).
     profiles : (maxrad, R) weights, each shell scaled to a peak of 1; None for a non-separable taper.
     """
     if taper == "edge":
         return None
     padded = box * (pad + 1) if pad > 0 else box
-    w = torch.from_numpy(window_1d(box, taper))
-    j = torch.arange(box, dtype=torch.float64)
-    kz = torch.from_numpy(_signed(padded).astype(np.float64))
-    kx = torch.arange(padded // 2, dtype=torch.float64)
-    i0, f = shell_binning((padded,) * 3, maxrad)
-    dense = torch.zeros(maxrad + 2, i0.numel(), dtype=torch.float64)
-    cols = torch.arange(i0.numel())
-    dense.index_put_((i0, cols), (1.0 - f).double(), accumulate=True)
-    dense.index_put_((i0 + 1, cols), f.double(), accumulate=True)
-    tmat = dense[:maxrad].reshape(maxrad, padded, padded, padded // 2)
-    rho = np.arange(0.0, maxrad + 2.0 * (pad + 1) + 3.0, drho)
+    w = window_1d(box, taper)
+    j = np.arange(box)
+    reach = 4 * (pad + 1)
+    off = np.arange(-reach, reach + 1)
+    rho = np.arange(0.0, maxrad + reach, drho)
     dirs = _DIRECTIONS / np.linalg.norm(_DIRECTIONS, axis=1, keepdims=True)
-
-    def dtft2(k, shift):  # |sum_j w_j exp(-2 pi i (k - shift) j / P)|^2 -> (n, len(k))
-        phase = -2.0 * np.pi * (k[None, :, None] - shift[:, None, None]) * j[None, None, :] / padded
-        return (w * torch.cos(phase)).sum(-1) ** 2 + (w * torch.sin(phase)).sum(-1) ** 2
-
     prof = np.zeros((maxrad, rho.size))
     count = np.zeros(rho.size)
     for d in dirs:
         ok = rho * np.abs(d).max() <= padded / 2.0
-        kp = torch.from_numpy(rho[ok][:, None] * d[None, :])
-        acc = torch.zeros(maxrad, len(kp), dtype=torch.float64)
-        for sign in (1.0, -1.0):
-            hz, hy, hx = dtft2(kz, sign * kp[:, 0]), dtft2(kz, sign * kp[:, 1]), dtft2(kx, sign * kp[:, 2])
-            t = torch.einsum("izyx,nx->nizy", tmat, hx)
-            t = torch.einsum("nizy,ny->niz", t, hy)
-            acc += torch.einsum("niz,nz->in", t, hz)
-        prof[:, ok] += acc.numpy()
+        kp = rho[ok][:, None] * d[None, :]  # (n, 3)
+        k = np.rint(kp)[:, :, None] + off[None, None, :]  # (n, 3, m) grid points near k'
+        q = k - kp[:, :, None]
+        ph = -2.0 * np.pi * q[..., None] * j / padded
+        hpow = (w * np.cos(ph)).sum(-1) ** 2 + (w * np.sin(ph)).sum(-1) ** 2  # (n, 3, m)
+        ks = np.mod(k, padded)
+        ks = np.where(ks > (padded - 1) // 2, ks - padded, ks)
+        weight = hpow[:, 0, :, None, None] * hpow[:, 1, None, :, None] * hpow[:, 2, None, None, :]
+        r = np.sqrt(ks[:, 0, :, None, None] ** 2 + ks[:, 1, None, :, None] ** 2
+                    + ks[:, 2, None, None, :] ** 2)
+        i0 = np.floor(r).astype(np.int64)
+        f = r - i0
+        i0 = np.where(i0 + 1 < maxrad, i0, maxrad)
+        f = np.where(i0 < maxrad, f, 0.0)
+        row = np.arange(len(kp))[:, None, None, None] * (maxrad + 2)
+        acc = np.bincount((row + i0).ravel(), (weight * (1.0 - f)).ravel(), len(kp) * (maxrad + 2))
+        acc += np.bincount((row + i0 + 1).ravel(), (weight * f).ravel(), len(kp) * (maxrad + 2))
+        prof[:, ok] += acc.reshape(len(kp), maxrad + 2)[:, :maxrad].T
         count += ok
     prof = prof / np.maximum(count, 1)[None, :]
     prof /= np.maximum(prof.max(axis=1, keepdims=True), 1e-30)
@@ -363,25 +388,10 @@ def _shell_weight_table(box: int, pad: int, taper: str, maxrad: int, matched: bo
     return rho, np.sqrt(p)
 
 
-def local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, box: int, cutoffs=(0.5,),
+def _local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, box: int, cutoffs=(0.5,),
                    pad: int = 1, taper: str = "hann", max_resolution_a: float = 0.0, step: int = 1,
                    matched_shells: bool = True, device: str = "cpu") -> np.ndarray:
-    """Local FSC resolution at every node of the ``step`` grid, all at once (see the module notes).
-
-    Parameters
-    ----------
-    half1, half2 : (z, y, x) half maps.
-    voxel_size_a : voxel size in Angstrom.
-    box, cutoffs, pad, taper, max_resolution_a : as :func:`local_fsc_reference`.
-    step : nodes are the voxels whose coordinates are multiples of ``step``.
-    matched_shells : weight shells to match the box FSC's window blur (see the module notes).
-    device : torch device for the FFTs ("cpu" or "cuda").
-
-    Returns
-    -------
-    (n_cutoffs, nz', ny', nx') float32 resolution in Angstrom at the nodes, ``n' = ceil(n / step)``.
-    Edge nodes (whose box leaves the map) are computed periodically; :func:`run` discards them.
-    """
+    """Implementation of :func:`local_fsc_fast`."""
     cut = parse_cutoffs(cutoffs)
     h1, h2, a = _prepare_halves(half1, half2)
     box = _check_box(box, h1.shape)
@@ -431,10 +441,9 @@ def local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, bo
         d1 = local_sum(b1 * b1)
         d2 = local_sum(b2 * b2)
         del b1, b2
-        prod = d1 * d2
-        fsc = torch.where(prod > 1e-30, num / prod.clamp_min(1e-30).sqrt(), torch.zeros_like(num))
-        fsc = fsc.clamp(-1.0, 1.0)
-        del num, d1, d2, prod
+        den = d1.clamp_min(0.0).sqrt() * d2.clamp_min(0.0).sqrt()  # no float32 underflow of d1 * d2
+        fsc = torch.where(den > 1e-30, num / den.clamp_min(1e-30), torch.zeros_like(num)).clamp(-1.0, 1.0)
+        del num, d1, d2, den
         g = fsc[None] - thr_t[:, i].view(-1, 1, 1, 1)
         cross = (g_prev >= 0) & (g < 0)
         s_cross = (i - 1) * delta + delta * g_prev / torch.where(g_prev != g, g_prev - g, torch.ones_like(g))
@@ -447,6 +456,30 @@ def local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, bo
     res = torch.clamp(1.0 / s_star.clamp_min(1e-12), hi, MAX_RESOLUTION_CLAMP_A)
     log.info("fast local FSC: %d shells on %s in %.1f s", maxrad - 1, shape, time.perf_counter() - t0)
     return res.cpu().numpy().astype(np.float32)
+
+
+def local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, box: int, cutoffs=(0.5,),
+                   pad: int = 1, taper: str = "hann", max_resolution_a: float = 0.0, step: int = 1,
+                   matched_shells: bool = True, device: str = "cpu") -> np.ndarray:
+    """Local FSC resolution at every node of the ``step`` grid, all at once (see the module notes).
+
+    Parameters
+    ----------
+    half1, half2 : (z, y, x) half maps.
+    voxel_size_a : voxel size in Angstrom.
+    box, cutoffs, pad, taper, max_resolution_a : as :func:`local_fsc_reference`.
+    step : nodes are the voxels whose coordinates are multiples of ``step``.
+    matched_shells : weight shells to match the box FSC's window blur (see the module notes).
+    device : torch device for the FFTs ("cpu" or "cuda").
+
+    Returns
+    -------
+    (n_cutoffs, nz', ny', nx') float32 resolution in Angstrom at the nodes, ``n' = ceil(n / step)``.
+    Edge nodes (whose box leaves the map) are computed periodically; :func:`run` discards them.
+    """
+    with _cpu_threads_for(int(np.prod(np.shape(half1))), str(device)):
+        return _local_fsc_fast(half1, half2, voxel_size_a, box, cutoffs, pad, taper, max_resolution_a, step,
+                               matched_shells, device)
 
 
 # --------------------------------------------------------------------------- grids, masks, defaults
@@ -556,29 +589,30 @@ def shell_fsc_profile(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float,
     d2 = torch.from_numpy(h2 - a).to(dev)
     counts = None
     radius, values = [], []
-    for r in np.arange(rmin, rmax + 1e-6, step_vox):
-        sel = ((dist >= max(0.0, r - width_vox / 2.0)) & (dist <= r + width_vox / 2.0)).astype(np.float32)
-        if smooth:
-            sel = ndimage.uniform_filter(sel, 3, mode="constant")
-        s = torch.from_numpy(sel).to(dev)
-        q = []
-        for d in (d1, d2):
-            q.append(torch.fft.rfftn(d * s)[..., : nx // 2].reshape(1, -1))
-        num = _bin((q[0] * q[1].conj()).real, i0, f, maxrad)[0].cpu().numpy()
-        p1 = _bin(q[0].abs() ** 2, i0, f, maxrad)[0].cpu().numpy()
-        p2 = _bin(q[1].abs() ** 2, i0, f, maxrad)[0].cpu().numpy()
-        prod = p1 * p2
-        fsc = np.clip(np.where(prod > 1e-30, num / np.sqrt(np.maximum(prod, 1e-30)), 0.0), -1.0, 1.0)
-        fsc[0] = 1.0
-        if cut == "half_bit":
-            if counts is None:
-                counts = 2.0 * _bin(torch.ones(1, i0.numel()), i0, f, maxrad)[0].numpy()
-            thr = half_bit_threshold(counts * float(sel.mean()))
-        else:
-            thr = np.full(maxrad, float(cut))
-        res = 1.0 / max(float(cut_last_crossing(freq, fsc[None], thr)[0]), 1e-12)
-        radius.append(float(r))
-        values.append(None if res >= MAX_RESOLUTION_CLAMP_A or not sel.any() else round(res, 4))
+    with _cpu_threads_for(h1.size, str(device)):
+        for r in np.arange(rmin, rmax + 1e-6, step_vox):
+            sel = ((dist >= max(0.0, r - width_vox / 2.0)) & (dist <= r + width_vox / 2.0)).astype(np.float32)
+            if smooth:
+                sel = ndimage.uniform_filter(sel, 3, mode="constant")
+            s = torch.from_numpy(sel).to(dev)
+            q = []
+            for d in (d1, d2):
+                q.append(torch.fft.rfftn(d * s)[..., : nx // 2].reshape(1, -1))
+            num = _bin((q[0] * q[1].conj()).real, i0, f, maxrad)[0].cpu().numpy()
+            p1 = _bin(q[0].abs() ** 2, i0, f, maxrad)[0].cpu().numpy()
+            p2 = _bin(q[1].abs() ** 2, i0, f, maxrad)[0].cpu().numpy()
+            prod = p1 * p2
+            fsc = np.clip(np.where(prod > 1e-30, num / np.sqrt(np.maximum(prod, 1e-30)), 0.0), -1.0, 1.0)
+            fsc[0] = 1.0
+            if cut == "half_bit":
+                if counts is None:
+                    counts = 2.0 * _bin(torch.ones(1, i0.numel()), i0, f, maxrad)[0].numpy()
+                thr = half_bit_threshold(counts * float(sel.mean()))
+            else:
+                thr = np.full(maxrad, float(cut))
+            res = 1.0 / max(float(cut_last_crossing(freq, fsc[None], thr)[0]), 1e-12)
+            radius.append(float(r))
+            values.append(None if res >= MAX_RESOLUTION_CLAMP_A or not sel.any() else round(res, 4))
     return {"radius_vox": radius, "radius_a": [round(r * u, 4) for r in radius], "resolution_a": values,
             "cutoff": cut, "width_vox": int(width_vox), "origin_zyx": [float(o) for o in origin]}
 
