@@ -130,13 +130,15 @@ def _predict_samples(x: np.ndarray, needed: np.ndarray, net, step: int, device: 
     computed = np.zeros(coarse_shape, dtype=bool)
     if use_volume:
         edge = max(1, int(round(chunk_voxels ** (1 / 3))) // step)
-        for z0 in range(0, coarse_shape[0], edge):
-            for y0 in range(0, coarse_shape[1], edge):
-                for x0 in range(0, coarse_shape[2], edge):
-                    sl = (slice(z0, z0 + edge), slice(y0, y0 + edge), slice(x0, x0 + edge))
+        # equal chunks per axis (no thin leftover chunk paying the full box overlap)
+        ez, ey, ex = (math.ceil(c / math.ceil(c / edge)) for c in coarse_shape)
+        for z0 in range(0, coarse_shape[0], ez):
+            for y0 in range(0, coarse_shape[1], ey):
+                for x0 in range(0, coarse_shape[2], ex):
+                    sl = (slice(z0, z0 + ez), slice(y0, y0 + ey), slice(x0, x0 + ex))
                     if not needed[sl].any():
                         continue
-                    j1 = [min(j0 + edge, c) for j0, c in zip((z0, y0, x0), coarse_shape)]
+                    j1 = [min(j0 + e, c) for j0, e, c in zip((z0, y0, x0), (ez, ey, ex), coarse_shape)]
                     src = tuple(slice(step * j0, step * (e - 1) + b) for j0, e in zip((z0, y0, x0), j1))
                     t = torch.from_numpy(np.ascontiguousarray(padded[src]))[None, None].to(device)
                     out = net.forward_volume_coarse(t) if step > 1 else net.forward_volume(t)
