@@ -118,3 +118,43 @@ def test_one_case_bench_with_a_fake_method_writes_the_table(tmp_path, monkeypatc
     assert data["groundtruth"]["summary"]["fake"]["input"] == "map"
     assert (tmp_path / "pred_vs_true.png").stat().st_size > 0
     assert (tmp_path / "error_maps.png").stat().st_size > 0
+
+
+def test_real_map_comparison_finds_resolution_that_follows_b_factors():
+    """Atoms whose B-factor grows with x on a map whose 'resolution' grows with x: Spearman over atoms 1."""
+    import gemmi
+
+    from locres.bench.realmaps import compare_real_map
+    from locres.io.maps import MapVolume
+
+    shape_zyx, v, origin = (12, 14, 16), 1.5, (-6.0, 3.0, 9.0)
+    vol = MapVolume.from_array(np.random.default_rng(0).normal(size=shape_zyx), v, origin)
+    st = gemmi.Structure()
+    model, chain = gemmi.Model("1"), gemmi.Chain("A")
+    for i in range(10):
+        res = gemmi.Residue()
+        res.name, res.seqid = "ALA", gemmi.SeqId(i + 1, " ")
+        atom = gemmi.Atom()
+        atom.name, atom.element = "CA", gemmi.Element("C")
+        atom.pos = gemmi.Position(origin[0] + (2 + i) * v, origin[1] + 5 * v, origin[2] + 6 * v)
+        atom.b_iso = 20.0 + 7.0 * i
+        res.add_atom(atom)
+        chain.add_residue(res)
+    model.add_chain(chain)
+    st.add_model(model)
+
+    def fake(inputs, **params):
+        x = np.arange(shape_zyx[2], dtype=np.float32)
+        return LocalResolution(resolution_a=np.broadcast_to(3.0 + 0.1 * x, shape_zyx).copy())
+
+    def flipped(inputs, **params):
+        return LocalResolution(resolution_a=20.0 - fake(inputs).resolution_a)
+
+    variants = [Variant("fake", "fake", "map", run=fake), Variant("flipped", "flipped", "map", run=flipped),
+                Variant("halves_only", "x", "halves", run=fake)]
+    out = compare_real_map(vol, st, variants, reported_resolution_a=3.2)
+    assert out["atoms_in_map"] == 10
+    assert out["variants"]["fake"]["spearman_bfactor"] == pytest.approx(1.0)
+    assert out["variants"]["flipped"]["spearman_bfactor"] == pytest.approx(-1.0)
+    assert out["pairwise_spearman"]["fake"]["flipped"] == pytest.approx(-1.0)
+    assert "halves_only" not in out["variants"]  # a real map without half maps
