@@ -1,8 +1,8 @@
 """Entry-point wrapper shared by ``infer.py``, ``train.py``, ``bench.py`` and ``data_prep/*.py``.
 
 :func:`run_cli` composes the Hydra config from the command line, configures logging, calls the task
-and turns every expected failure into **one line** ``error: ...`` on stderr with exit status 1 (2 for
-a bad command line, 130 when interrupted). A traceback is shown only with ``debug=true`` (or the
+and turns every expected failure into **one line** ``error: ...`` on stderr with exit status 1 (130
+when interrupted). A traceback is shown only with ``debug=true`` (or the
 environment variable ``LOCRES_DEBUG=1``).
 
 Hydra is kept at the edge: the config is composed first with Hydra's compose API so that a bad override
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
+_HANDLER: logging.Handler | None = None
 LOG_FORMAT = "%(asctime)s %(levelname).1s %(name)s: %(message)s"
 
 
@@ -85,10 +86,11 @@ def error_message(exc: BaseException) -> str:
 
 def setup_logging(debug: bool = False, level: int = logging.INFO) -> None:
     """Log to stderr with a short format (Hydra's own logging is switched off in our configs)."""
+    global _HANDLER
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    if _HANDLER is not None:  # called again in one process (tests): replace only our own handler
+        root.removeHandler(_HANDLER)
+    handler = _HANDLER = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%H:%M:%S"))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else level)
@@ -162,7 +164,7 @@ def run_cli(
     Raises
     ------
     SystemExit
-        1 after printing ``error: ...`` for a failure, 2 for a bad command line, 130 on Ctrl-C.
+        1 after printing ``error: ...`` (bad input or a bad command line), 130 on Ctrl-C.
     """
     import hydra
 
@@ -174,7 +176,7 @@ def run_cli(
         try:
             _preflight(config_name, config_dir, argv)
         except Exception as exc:  # hydra raises ConfigCompositionException, OverrideParseException, ...
-            fail(_composition_error(exc, argv, config_dir), exc, debug, code=2)
+            fail(_composition_error(exc, argv, config_dir), exc, debug)
 
     def _task(cfg: Any) -> Any:
         dbg = debug or bool(cfg.get("debug", False)) if hasattr(cfg, "get") else debug

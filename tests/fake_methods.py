@@ -1,8 +1,8 @@
 """A small, deterministic stand-in estimator for the inference tests (no other method needed).
 
-``fake`` reads the apparent resolution of a map from its local spectral centroid: the ratio of the
-locally averaged gradient energy to the locally averaged density energy gives a local frequency
-``f = sqrt(<|grad m|^2> / <m^2>) / (2 pi)`` (1/A); resolution = 1/f clamped to [2 voxels, 30 A].
+``fake`` reads the apparent resolution of a map from its local spectrum: the ratio of the locally
+averaged squared Laplacian to the locally averaged squared density gives a local frequency
+``f = (<(lap m)^2> / <m^2>)^(1/4) / (2 pi)`` (1/A); resolution = 1/f clamped to [2 voxels, 30 A].
 Sharpening raises f (finer), blurring lowers it (coarser) -- the property the sharpening check needs.
 Without a mask it thresholds the smoothed map (mean + 1 sd) and returns that mask.
 
@@ -28,16 +28,19 @@ INPUTS = "map_or_halves"
 def run(inputs, sigma_voxels: float = 2.0, fail: bool = False, extra: bool = True):
     from locres.errors import LocresError
     from locres.methods import LocalResolution
+    from locres.simulate.filters import frequency_grid_per_a
 
     if fail:
         raise LocresError("fake failure requested")
     m = inputs.average_map().astype(np.float64)
     m = (m - m.mean()) / (m.std() + 1e-12)
     v = inputs.voxel_size_a
-    grads = np.gradient(m, v)
-    g2 = ndimage.gaussian_filter(sum(g * g for g in grads), sigma_voxels)
+    spectrum = np.fft.rfftn(m)
+    f2 = frequency_grid_per_a(m.shape, v) ** 2
+    lap = np.fft.irfftn(spectrum * (-4 * np.pi**2 * f2), s=m.shape)  # exact (Fourier) Laplacian
+    l2 = ndimage.gaussian_filter(lap * lap, sigma_voxels)
     m2 = ndimage.gaussian_filter(m * m, sigma_voxels)
-    freq = np.sqrt(g2 / np.maximum(m2, 1e-12)) / (2 * np.pi)
+    freq = (l2 / np.maximum(m2, 1e-12)) ** 0.25 / (2 * np.pi)
     res = np.clip(1.0 / np.maximum(freq, 1e-6), 2.0 * v, 30.0)
     mask = inputs.mask
     made = None
