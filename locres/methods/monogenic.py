@@ -1,0 +1,241 @@
+"""Monogenic signal tools shared by MonoRes, MonoDir and MonoTomo.
+
+The monogenic amplitude of a band of a map measures, at every voxel, how much signal the map holds at
+frequencies above a given one. It is built in Fourier space from the Riesz transform (the 3-D analogue of
+the Hilbert transform) and is evaluated here for several bands and several volumes at once, in float32,
+with torch on the requested device.
+
+Conventions (see ``specs/monogenic.md`` section 0): arrays are (z, y, x); spectra are unshifted real FFTs
+(``torch.fft.rfftn``); frequencies are *digital* (cycles per voxel, 0..0.5) and measured per axis with that
+axis' own length, so non-cubic boxes are handled exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from locres.errors import LocresError
+from locres.simulate.filters import frequency_grid_per_a
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``"cpu"``, ``"cuda"`` or ``"auto"`` -> a torch device (cuda falls back to cpu with a warning)."""
+    name = (device or "cpu").lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        log.warning("device=%s asked for but CUDA is not available; using the CPU", name)
+        name = "cpu"
+    return torch.device(name)
+
+
+@dataclass
+class Band:
+    """One band of the sweep: high-pass from ``f_high_pass`` to ``f`` and amplitude low pass to ``f_low_pass``.
+
+    All three are digital frequencies (cycles/voxel); ``resolution_a`` is the resolution the band tests.
+    """
+
+    f: float
+    f_high_pass: float
+    f_low_pass: float
+    resolution_a: float
+
+
+class FourierGrid:
+    """Digital frequencies of the rFFT of ``shape_zyx`` on ``device``.
+
+    Attributes
+    ----------
+    norm : torch.Tensor, (Z, Y, X//2+1) float32
+        |u| in cycles/voxel.
+    riesz : torch.Tensor, (3, Z, Y, X//2+1) float32
+        u_k / |u| for k = z, y, x (0 at DC): the Riesz transform multiplies the spectrum by -i times these.
+    """
+
+    def __init__(self, shape_zyx: tuple[int, int, int], device: torch.device | str = "cpu"):
+        self.shape = tuple(int(n) for n in shape_zyx)
+        self.device = torch.device(device)
+        nz, ny, nx = self.shape
+        norm = frequency_grid_per_a(self.shape, 1.0)  # digital |u| from the shared grid
+        self.norm = torch.from_numpy(norm).to(self.device)
+        axes = [np.fft.fftfreq(nz), np.fft.fftfreq(ny), np.fft.rfftfreq(nx)]
+        inv = np.where(norm > 0, 1.0 / np.maximum(norm, 1e-12), 0.0).astype(np.float32)
+        comps = [axes[0][:, None, None] * inv, axes[1][None, :, None] * inv, axes[2][None, None, :] * inv]
+        self.riesz = torch.from_numpy(np.stack([c.astype(np.float32) for c in comps])).to(self.device)
+
+    def component(self, k: int) -> torch.Tensor:
+        """u_k for axis k (0=z, 1=y, 2=x) broadcast over the grid, cycles/voxel."""
+        return self.riesz[k] * self.norm
+
+
+def highpass_transfer(norm: torch.Tensor, f: float, f_high_pass: float) -> torch.Tensor:
+    """0 below ``f_high_pass``, raised cosine up to ``f``, 1 above (digital frequencies)."""
+    width = max(f - f_high_pass, 1e-9)
+    t = torch.clamp((norm - f_high_pass) / width, 0.0, 1.0)
+    return 0.5 * (1.0 - torch.cos(torch.pi * t))
+
+
+def lowpass_transfer(norm: torch.Tensor, f: float, f_low_pass: float) -> torch.Tensor:
+    """1 below ``f``, raised cosine down to 0 at ``f_low_pass``, 0 above (digital frequencies)."""
+    width = max(f_low_pass - f, 1e-9)
+    t = torch.clamp((norm - f) / width, 0.0, 1.0)
+    return 0.5 * (1.0 + torch.cos(torch.pi * t))
+
+
+def to_spectrum(volumes: np.ndarray | torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """rFFT of one volume (Z, Y, X) or a stack (C, Z, Y, X), float32 -> complex64 on ``device``."""
+    t = torch.as_tensor(np.asarray(volumes, dtype=np.float32) if isinstance(volumes, np.ndarray) else volumes)
+    t = t.to(device=device, dtype=torch.float32)
+    return torch.fft.rfftn(t, dim=(-3, -2, -1))
+
+
+def monogenic_amplitude(spectra: torch.Tensor, grid: FourierGrid, bands: list[Band],
+                        weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Low-passed monogenic amplitude of several volumes in several bands at once.
+
+    Parameters
+    ----------
+    spectra : torch.Tensor, (C, Z, Y, X//2+1) complex64
+        rFFTs of C volumes (e.g. signal and noise) on ``grid.device``.
+    grid : FourierGrid
+        Frequencies for the volumes' shape.
+    bands : list of Band
+        B bands; for each, the spectrum is high-passed (raised cosine from ``f_high_pass`` to ``f``),
+        the amplitude sqrt(s^2 + |Riesz|^2) is taken in real space and low-passed (raised cosine from
+        ``f`` to ``f_low_pass``).
+    weight : torch.Tensor, (Z, Y, X//2+1) float32, optional
+        Extra Fourier weight applied first (a directional cone, a taper).
+
+    Returns
+    -------
+    torch.Tensor, (C, B, Z, Y, X) float32
+        The amplitude maps.
+    """
+    if spectra.ndim != 4:
+        raise LocresError("monogenic_amplitude expects spectra shaped (C, Z, Y, X//2+1)")
+    shape = grid.shape
+    hp = torch.stack([highpass_transfer(grid.norm, b.f, b.f_high_pass) for b in bands])  # (B, ...)
+    if weight is not None:
+        hp = hp * weight
+    filtered = spectra[:, None] * hp[None]  # (C, B, ...)
+    del hp
+    dims = (-3, -2, -1)
+    amp = torch.fft.irfftn(filtered, s=shape, dim=dims)
+    amp = amp * amp
+    for k in range(3):
+        # Riesz component k: spectrum times -i u_k/|u|, i.e. (re, im) -> (im u_k/|u|, -re u_k/|u|)
+        comp = torch.fft.irfftn(filtered * (-1j * grid.riesz[k]), s=shape, dim=dims)
+        amp.addcmul_(comp, comp)
+        del comp
+    del filtered
+    amp.sqrt_()
+    lp = torch.stack([lowpass_transfer(grid.norm, b.f, b.f_low_pass) for b in bands])
+    return torch.fft.irfftn(torch.fft.rfftn(amp, dim=dims) * lp[None], s=shape, dim=dims)
+
+
+def full_band_amplitude(volume: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
+    """Monogenic amplitude of the whole spectrum (no high or low pass), (Z, Y, X) float32."""
+    grid = FourierGrid(volume.shape, device)
+    spec = to_spectrum(volume, grid.device)
+    spec[..., 0, 0, 0] = 0  # drop the mean
+    amp = torch.fft.irfftn(spec, s=grid.shape) ** 2
+    for k in range(3):
+        amp += torch.fft.irfftn(spec * (-1j * grid.riesz[k]), s=grid.shape) ** 2
+    return amp.sqrt_().cpu().numpy()
+
+
+def gaussian_smooth(volume: np.ndarray | torch.Tensor, sigma_ref: float,
+                    grid: FourierGrid | None = None) -> torch.Tensor:
+    """Gaussian smoothing as the reference does it: FFT times exp(-pi^2 sigma^2 |u|^2).
+
+    ``sigma_ref`` is in the reference's convention (a Gaussian of std ``sigma_ref / sqrt(2)`` voxels).
+    Returns a float32 tensor on the grid's device (periodic boundaries).
+    """
+    t = torch.as_tensor(volume, dtype=torch.float32)
+    if grid is None:
+        grid = FourierGrid(tuple(t.shape[-3:]), t.device)
+    t = t.to(grid.device)
+    g = torch.exp(-(torch.pi**2) * sigma_ref**2 * grid.norm**2)
+    return torch.fft.irfftn(torch.fft.rfftn(t, dim=(-3, -2, -1)) * g, s=grid.shape, dim=(-3, -2, -1))
+
+
+def smooth_within(values: torch.Tensor, support: torch.Tensor, sigma_ref: float,
+                  grid: FourierGrid) -> torch.Tensor:
+    """Gaussian average of ``values`` over the voxels of ``support`` only (normalised convolution).
+
+    Voxels outside ``support`` do not pull the average (the reference smooths the zeros outside the mask
+    in, which drags boundary values toward 0 A; we do not copy that).
+    """
+    w = support.to(torch.float32)
+    num = gaussian_smooth(values * w, sigma_ref, grid)
+    den = gaussian_smooth(w, sigma_ref, grid)
+    return torch.where(den > 1e-3, num / den.clamp_min(1e-3), values)
+
+
+def percentile_threshold(values: torch.Tensor, p: float) -> float:
+    """sorted(values)[int(len(values) * p)] (no interpolation), as the reference."""
+    n = int(values.numel())
+    if n == 0:
+        raise LocresError("no noise voxels to set a threshold from: give a mask that leaves room around "
+                          "the particle, or half maps")
+    k = min(int(n * p), n - 1) + 1
+    return float(torch.kthvalue(values.reshape(-1).float().cpu(), k).values)
+
+
+def snap_index(resolution_a: float, voxel_size_a: float, n: int) -> int:
+    """Index on an n-point frequency axis nearest to ``voxel_size_a / resolution_a``."""
+    return int(np.floor(n * voxel_size_a / resolution_a + 0.5))
+
+
+def check_resolution_range(min_resolution_a: float, max_resolution_a: float, voxel_size_a: float,
+                           what: str = "resolution range") -> None:
+    """Raise a one-line LocresError for a range beyond Nyquist or inverted."""
+    nyquist = 2.0 * voxel_size_a
+    if min_resolution_a < nyquist - 1e-6:
+        raise LocresError(f"{what}: min_resolution_a={min_resolution_a:g} A is beyond Nyquist "
+                          f"({nyquist:g} A at {voxel_size_a:g} A/voxel); set it to {nyquist:g} A or more")
+    if max_resolution_a <= min_resolution_a:
+        raise LocresError(f"{what}: max_resolution_a={max_resolution_a:g} A must be coarser (larger) than "
+                          f"min_resolution_a={min_resolution_a:g} A; swap or widen them")
+
+
+def centred_radius(shape_zyx: tuple[int, int, int]) -> np.ndarray:
+    """Distance in voxels from the box centre (index N//2 on every axis), (Z, Y, X) float32."""
+    zz, yy, xx = [np.arange(n, dtype=np.float32) - n // 2 for n in shape_zyx]
+    return np.sqrt(zz[:, None, None] ** 2 + yy[None, :, None] ** 2 + xx[None, None, :] ** 2)
+
+
+def radius_limit(volume: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """(Rprot, radius limit) in voxels: the protein radius and where a masked-out 'cliff' starts.
+
+    Rprot is the distance from the box centre of the farthest mask voxel. Walking one-voxel shells outward
+    from Rprot, the first shell whose variance falls below 1 % of the previous one's (a map that was
+    masked to zero outside a sphere) sets the limit to the shell before it; with no cliff the limit is the
+    largest radius in the box.
+    """
+    radius = centred_radius(volume.shape)
+    rprot = float(radius[mask].max()) if mask.any() else 0.0
+    shell = np.rint(radius).astype(np.int32)
+    rmax = int(shell.max())
+    counts = np.bincount(shell.ravel(), minlength=rmax + 1)
+    v = volume.astype(np.float64).ravel()
+    s1 = np.bincount(shell.ravel(), weights=v, minlength=rmax + 1)
+    s2 = np.bincount(shell.ravel(), weights=v * v, minlength=rmax + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = s2 / np.maximum(counts, 1) - (s1 / np.maximum(counts, 1)) ** 2
+    start = int(np.ceil(rprot))
+    limit = float(rmax)
+    for rad in range(max(start, 1), rmax + 1):
+        if counts[rad] == 0 or counts[rad - 1] == 0:
+            continue
+        if var[rad - 1] > 0 and var[rad] / var[rad - 1] < 0.01:
+            limit = float(rad - 1)
+            break
+    return rprot, limit
