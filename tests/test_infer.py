@@ -120,6 +120,11 @@ def test_infer_subprocess_writes_outputs_in_register(tmp_path):
     expected = fake.run(MethodInputs(voxel_size_a=src.voxel_size_a, map=data)).resolution_a
     np.testing.assert_allclose(res.data, expected, rtol=1e-5, atol=1e-5)
 
+    cxc = (out / "fake.cxc").read_text()
+    opened = [ln.split(maxsplit=1)[1].strip('"') for ln in cxc.splitlines() if ln.startswith("open ")]
+    assert opened == ["../odd map.mrc", "fake.mrc"]
+    assert [(out / p).resolve() for p in opened] == [map_path.resolve(), (out / "fake.mrc").resolve()]
+
     summary = json.loads((out / "fake.json").read_text())
     est = expected[expected > 0]
     assert summary["method"] == "fake" and summary["voxels_estimated"] == est.size
