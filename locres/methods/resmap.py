@@ -49,6 +49,7 @@ import logging
 import time
 
 import numpy as np
+import scipy.fft
 import torch
 from scipy import ndimage
 
@@ -89,7 +90,8 @@ def prewhitening_transfer(background: np.ndarray, voxel_size_a: float, elbow_a: 
 
     ``y = 1/2 log S(f)`` (``S``: shell power of ``background``, shells 1/min(n) wide, up to Nyquist) is
     fitted by a quadratic in ``f`` (1/A) with weight 1 above ``1/elbow`` and 0.5 in
-    ``(1/(1.05 elbow), 1/elbow]``; the filter is ``exp(-ramp (y(fc) - y(f_lo)))`` with ``fc`` = ``f``
+    ``(1/(1.05 elbow), 1/elbow]``, times bisquare robustness weights against stray shells; the filter
+    is ``exp(-ramp (y(fc) - y(f_lo)))`` with ``fc`` = ``f``
     clipped to the fitted range. Returns (None, info) when fewer than 3 shells can be fitted.
     """
     vx = float(voxel_size_a)
@@ -112,7 +114,13 @@ def prewhitening_transfer(background: np.ndarray, voxel_size_a: float, elbow_a: 
         log.warning("pre-whitening skipped: fewer than 3 frequency shells finer than %.3g A", 1.05 * elbow)
         return None, info
     weights = np.where(f_shell[sel] > 1.0 / elbow, 1.0, 0.5)
-    coef = np.polyfit(f_shell[sel], 0.5 * np.log(spec[sel]), 2, w=weights)
+    x, y = f_shell[sel], 0.5 * np.log(spec[sel])
+    robust = np.ones_like(x)
+    for _ in range(4):  # bisquare reweighting: signal leaking into the background bends few shells only
+        coef = np.polyfit(x, y, 2, w=weights * robust)
+        resid = y - np.polyval(coef, x)
+        scale = 4.685 * 1.4826 * max(float(np.median(np.abs(resid - np.median(resid)))), 1e-6)
+        robust = np.clip(1.0 - (resid / scale) ** 2, 0.0, None) ** 2
     f_hi = float(f_shell[sel].max())
     fc = np.clip(freq, f_lo, f_hi)
     transfer = np.exp(-ramp * (np.polyval(coef, fc) - np.polyval(coef, f_lo))).astype(np.float32)
@@ -139,7 +147,32 @@ def _blocks(volume: np.ndarray, allowed: np.ndarray, width: int) -> np.ndarray:
     return tiles(volume)[idx].astype(np.float64)
 
 
-def _axis_spectra(ops: LevelOperators, shape, device) -> list[torch.Tensor]:
+class _Backend:
+    """NumPy + scipy.fft on the CPU (pocketfft threads do not spin on a shared machine), torch on CUDA."""
+
+    def __init__(self, device: str = "cpu"):
+        self.device = str(device)
+        self.torch = self.device != "cpu"
+
+    def asarray(self, a: np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device) if self.torch else a
+
+    def numpy(self, a) -> np.ndarray:
+        return a.cpu().numpy() if self.torch else a
+
+    def zeros(self, shape):
+        return torch.zeros(shape, dtype=torch.float32, device=self.device) if self.torch else np.zeros(
+            shape, np.float32)
+
+    def rfftn(self, a):
+        return torch.fft.rfftn(a) if self.torch else scipy.fft.rfftn(a, workers=torch.get_num_threads())
+
+    def irfftn(self, a, shape):
+        return torch.fft.irfftn(a, s=shape) if self.torch else scipy.fft.irfftn(
+            a, s=shape, workers=torch.get_num_threads())
+
+
+def _axis_spectra(ops: LevelOperators, shape, backend: _Backend) -> list:
     """Conjugated DFTs of the 1-D kernels along z, y (full) and x (rfft): [(4, nz), (4, ny), (4, nx//2+1)]."""
     out = []
     for axis, n in enumerate(shape):
@@ -147,44 +180,49 @@ def _axis_spectra(ops: LevelOperators, shape, device) -> list[torch.Tensor]:
         for i in range(-ops.radius, ops.radius + 1):
             pad[:, i % n] += ops.kernels_1d[:, i + ops.radius]
         spec = np.fft.rfft(pad, axis=1) if axis == 2 else np.fft.fft(pad, axis=1)
-        out.append(torch.from_numpy(np.conj(spec).astype(np.complex64)).to(device))
+        out.append(backend.asarray(np.conj(spec).astype(np.complex64)))
     return out
 
 
-def level_statistic(vhat: torch.Tensor, shape, ops: LevelOperators, flat_idx: torch.Tensor) -> torch.Tensor:
+def level_statistic(vhat, shape, ops: LevelOperators, flat_idx, backend: _Backend | None = None):
     """``sigma^2 * LRS`` at the voxels ``flat_idx`` (n,) from the rFFT ``vhat`` of the whitened map.
 
     The 19 non-constant separable responses ``m_alpha`` are FFT correlations; the statistic is
     ``|D^T m|^2`` (``D = ops.stat_dirs``, 19 x n_stat), accumulated as ``|m|^2 - |D_perp^T m|^2`` when
     that needs fewer accumulators.
     """
-    device = vhat.device
-    hz, hy, hx = _axis_spectra(ops, shape, device)
+    backend = backend or _Backend("cpu" if isinstance(vhat, np.ndarray) else str(vhat.device))
+    hz, hy, hx = _axis_spectra(ops, shape, backend)
     dirs = ops.stat_dirs
     n_stat = dirs.shape[1]
     use_perp = n_stat > 19 - n_stat
     if use_perp:
         u, _, _ = np.linalg.svd(dirs, full_matrices=True)
         dirs = u[:, n_stat:]
-    coeff = torch.from_numpy(dirs.astype(np.float32)).to(device)
-    acc = torch.zeros((coeff.shape[1], flat_idx.numel()), dtype=torch.float32, device=device)
-    sq = torch.zeros(flat_idx.numel(), dtype=torch.float32, device=device)
+    coeff = backend.asarray(dirs.astype(np.float32))
+    n_vox = int(flat_idx.shape[0])
+    acc = backend.zeros((coeff.shape[1], n_vox))
+    sq = backend.zeros(n_vox)
     by_z = [vhat * hz[a][:, None, None] for a in range(4)]
     for j, (a, b, c) in enumerate(DEGREES[1:]):
-        m = torch.fft.irfftn(by_z[a] * (hy[b][:, None] * hx[c][None, :])[None], s=shape).reshape(-1)[flat_idx]
+        m = backend.irfftn(by_z[a] * (hy[b][:, None] * hx[c][None, :])[None], shape).reshape(-1)[flat_idx]
         if use_perp:
             sq += m * m
         acc += coeff[j][:, None] * m[None, :]
     stat = (acc * acc).sum(0)
-    return (sq - stat).clamp_min(0.0) if use_perp else stat
+    if use_perp:
+        stat = sq - stat
+        stat[stat < 0] = 0.0
+    return stat
 
 
 def resmap_local_resolution(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray,
                             half_difference: np.ndarray | None = None, p_value: float = 0.05,
                             min_res_a: float | None = None, max_res_a: float | None = None,
-                            step_a: float = 1.0, prewhiten: bool = True, prewhiten_elbow_a: float | None = None,
-                            prewhiten_ramp: float = 1.0, eig_keep_fraction: float = 0.1,
-                            null: str = "consistent", device: str = "cpu") -> tuple[np.ndarray, dict]:
+                            step_a: float = 1.0, prewhiten: bool = True,
+                            prewhiten_elbow_a: float | None = None, prewhiten_ramp: float = 1.0,
+                            eig_keep_fraction: float = 0.1, null: str = "consistent",
+                            device: str = "cpu") -> tuple[np.ndarray, dict]:
     """ResMap local resolution (see the module docstring).
 
     Parameters
@@ -231,29 +269,30 @@ def resmap_local_resolution(volume: np.ndarray, voxel_size_a: float, mask: np.nd
         far = ~ndimage.binary_dilation(mask, structure=np.ones((5, 5, 5), bool), iterations=3)
         far &= inscribed_ellipsoid(shape)
         smooth = ndimage.gaussian_filter(far.astype(np.float32), sigma=[0.02 * n for n in shape])
-        background = v * smooth
+        background = (v - float(np.sum(v * smooth)) / max(float(smooth.sum()), 1e-12)) * smooth
 
-    dev = torch.device(device)
+    backend = _Backend(device)
     info: dict = {"mode": "split" if split else "single", "p_value": p_value, "null": null,
                   "eig_keep_fraction": eig_keep_fraction, "ladder_a": [o.res_a for o in ops_all],
-                  "device": str(dev)}
+                  "device": backend.device}
     transfer = None
     if prewhiten:
-        transfer, info["prewhitening"] = prewhitening_transfer(background, vx, prewhiten_elbow_a, prewhiten_ramp)
+        transfer, info["prewhitening"] = prewhitening_transfer(background, vx, prewhiten_elbow_a,
+                                                               prewhiten_ramp)
     else:
         info["prewhitening"] = {"applied": False}
 
-    def whiten(a: np.ndarray) -> torch.Tensor:
-        spec = torch.fft.rfftn(torch.from_numpy(a.astype(np.float32)).to(dev))
+    def whiten(a: np.ndarray):
+        spec = backend.rfftn(backend.asarray(a.astype(np.float32)))
         if transfer is not None:
-            spec *= torch.from_numpy(transfer).to(dev)
+            spec *= backend.asarray(transfer)
         return spec
 
     vhat = whiten(v)
     noise_data = v if not split else background
     if transfer is not None:
-        noise_data = torch.fft.irfftn(whiten(noise_data), s=shape).cpu().numpy()
-    if split and not _blocks(noise_region, noise_region, ops_all[-1].width).shape[0]:
+        noise_data = backend.numpy(backend.irfftn(whiten(noise_data), shape))
+    if split and not _blocks(noise_data, noise_region, ops_all[0].width).shape[0]:
         noise_region = np.ones(shape, bool)  # mask too thin for blocks: use the whole difference map
 
     sigma2 = []
@@ -261,9 +300,11 @@ def resmap_local_resolution(volume: np.ndarray, voxel_size_a: float, mask: np.nd
         blocks = _blocks(noise_data, noise_region, o.width)
         if blocks.shape[0] == 0:
             if not sigma2:
-                raise LocresError(f"no {o.width}^3 block of background fits outside the mask for the single-map "
-                                  "noise estimate: give half maps (input.half1, input.half2) or a tighter mask")
-            log.info("no %d^3 noise block fits: reusing sigma^2 of %.3g A", o.width, ops_all[len(sigma2) - 1].res_a)
+                raise LocresError(f"no {o.width}^3 block of background fits outside the mask for the "
+                                  "single-map noise estimate: give half maps (input.half1, input.half2) "
+                                  "or a tighter mask")
+            log.info("no %d^3 noise block fits: reusing sigma^2 of %.3g A", o.width,
+                     ops_all[len(sigma2) - 1].res_a)
             sigma2.append((sigma2[-1][0], 0))
             continue
         s2 = float(np.mean(block_noise_variance(blocks, o)))
@@ -273,18 +314,18 @@ def resmap_local_resolution(volume: np.ndarray, voxel_size_a: float, mask: np.nd
         sigma2.append((s2, int(blocks.shape[0])))
 
     out = np.zeros(int(np.prod(shape)), np.float32)
-    idx = torch.from_numpy(np.flatnonzero(mask)).to(dev)
+    idx = np.flatnonzero(mask)
     levels = []
     for o, (s2, nblocks) in zip(ops_all, sigma2):
-        if idx.numel() == 0:
+        if idx.size == 0:
             break
         t0 = time.perf_counter()
-        lrs = (level_statistic(vhat, shape, o, idx) / (s2 + 1e-30)).double().cpu().numpy()
+        lrs = backend.numpy(level_statistic(vhat, shape, o, backend.asarray(idx), backend)).astype(np.float64)
+        lrs /= s2 + 1e-30
         thr, n_pass = by_threshold(lrs, o.null_eigs, p_value)
         passed = lrs >= thr
-        idx_np = idx.cpu().numpy()
-        out[idx_np[passed]] = o.res_a
-        idx = idx[torch.from_numpy(~passed).to(dev)]
+        out[idx[passed]] = o.res_a
+        idx = idx[~passed]
         levels.append({"res_a": o.res_a, "window": o.width, "sigma2": s2, "noise_blocks": nblocks,
                        "eigs_kept": int(o.null_eigs.size), "eig_max": float(o.null_eigs.max()),
                        "thr_uncorrected": null_threshold(o.null_eigs, p_value),
@@ -292,7 +333,7 @@ def resmap_local_resolution(volume: np.ndarray, voxel_size_a: float, mask: np.nd
                        "assigned": int(passed.sum()), "seconds": round(time.perf_counter() - t0, 3)})
         log.info("resmap %.2f A (w=%d): %d of %d voxels assigned", o.res_a, o.width, passed.sum(), lrs.size)
     info["levels"] = levels
-    info["unassigned_in_mask"] = int(idx.numel())
+    info["unassigned_in_mask"] = int(idx.size)
     return out.reshape(shape), info
 
 
@@ -323,7 +364,8 @@ def run(inputs: MethodInputs, p_value: float = 0.05, min_res_a: float | None = N
     device = inputs.device if inputs.device != "cuda" or torch.cuda.is_available() else "cpu"
     res, info = resmap_local_resolution(
         volume, vx, mask, half_difference, p_value=p_value, min_res_a=min_res_a, max_res_a=max_res_a,
-        step_a=step_a, prewhiten=prewhiten, prewhiten_elbow_a=prewhiten_elbow_a, prewhiten_ramp=prewhiten_ramp,
+        step_a=step_a, prewhiten=prewhiten, prewhiten_elbow_a=prewhiten_elbow_a,
+        prewhiten_ramp=prewhiten_ramp,
         eig_keep_fraction=eig_keep_fraction, null=null, device=device)
     info["mask_source"] = "auto" if made_mask else "given"
     return LocalResolution(resolution_a=res, info=info, mask=mask if made_mask else None)
