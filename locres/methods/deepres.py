@@ -18,7 +18,8 @@ contrast sign (no absolute density threshold anywhere):
 
 Without a mask, :func:`automatic_mask` makes one: the standardised map Gaussian-smoothed to
 ``mask_smooth_a`` and thresholded at the lower of (background median + ``mask_sigma`` robust standard
-deviations of the smoothed map) and Otsu's threshold; components smaller than 5 % of the largest are
+deviations of the smoothed map) and Otsu's threshold, but never below 2 % of the way from the median to
+the 99.9th percentile (solvent-flattened maps); components smaller than 5 % of the largest are
 dropped, holes filled, and the mask dilated by 2 A. It is returned in ``LocalResolution.mask``.
 """
 
@@ -87,7 +88,10 @@ def automatic_mask(volume: np.ndarray, voxel_size_a: float, mask_smooth_a: float
     smooth = lowpass_gaussian(standardise_map(volume), voxel_size_a, mask_smooth_a)
     med = float(np.median(smooth))
     sd = 1.4826 * float(np.median(np.abs(smooth - med)))
-    thr = min(med + mask_sigma * sd, _otsu_threshold(smooth)) if sd > 0 else med
+    # never below 2 % of the way to the top density: on solvent-flattened maps (mostly exact zeros, so
+    # sd = 0) the filtered background carries only rounding-level values
+    floor = med + 0.02 * (float(np.percentile(smooth, 99.9)) - med)
+    thr = max(min(med + mask_sigma * sd, _otsu_threshold(smooth)), floor)
     mask = smooth > thr
     labels, n = ndimage.label(mask)
     if n == 0:
