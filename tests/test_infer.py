@@ -327,3 +327,59 @@ def test_sharpening_check_end_to_end(fake_registered, tmp_path, capsys):
         assert (out / "sharpening.png").exists() and (out / "fake_reference.mrc").exists()
     assert verdicts == {"sharp": "over-sharpened", "blur": "under-sharpened"}
     assert "sharpening check: under-sharpened" in capsys.readouterr().out
+
+
+def _deepres_checkpoint(tmp_path) -> Path:
+    """The bundled checkpoint when it exists, else an untrained compact net (geometry does not need skill)."""
+    from locres.report.run import DEMO_CHECKPOINT
+
+    if DEMO_CHECKPOINT.exists():
+        return DEMO_CHECKPOINT
+    import torch
+
+    from locres.io.checkpoints import export_slim
+    from locres.models.nets import CompactResNet
+
+    torch.manual_seed(0)
+    net = CompactResNet()
+    cfg = {"_target_": "locres.models.nets.CompactResNet"}
+    return export_slim(tmp_path / "untrained.pt", net, 1.0, (2.0, 15.0), net_config=cfg)
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_shared_maps_deepres_with_and_without_mask_overlay_input(shared_data, tmp_path, capsys):
+    """Every shared map through method=deepres, without a mask and then with one (the given mask, or the
+    automatic mask written by the first run): every output map overlays the input exactly."""
+    ckpt = _deepres_checkpoint(tmp_path)
+    maps = sorted(
+        p for p in (shared_data / "maps").rglob("*") if p.suffix in (".mrc", ".map") and "mask" not in p.name
+    )
+    assert len(maps) >= 7
+    for path in maps:
+        src = read_map(path)
+        given = [m for m in path.parent.iterdir() if "mask" in m.name]
+        for with_mask in (False, True):
+            out = tmp_path / f"{path.stem}_{'mask' if with_mask else 'auto'}"
+            argv = ["method=deepres", f"method.checkpoint={ckpt}", f"input.map={path}", f"output.dir={out}"]
+            if with_mask:
+                mask = given[0] if given else tmp_path / f"{path.stem}_auto" / "deepres_mask.mrc"
+                argv.append(f"input.mask={mask}")
+            run_cli(
+                lambda cfg: __import__("locres.report.run", fromlist=["x"]).infer_from_config(
+                    cfg, REPO / "configs"
+                ),
+                "infer",
+                REPO / "configs",
+                argv=argv,
+            )
+            for written in sorted(out.glob("deepres*.mrc")):
+                res = read_map(written)
+                assert res.data.shape == src.data.shape, written
+                assert res.geometry.same_grid(src.geometry), written
+                assert res.geometry.nstart_xyz == src.geometry.nstart_xyz, written
+                assert res.geometry.axis_order == src.geometry.axis_order, written
+                assert res.geometry.origin_xyz_a == pytest.approx(src.geometry.origin_xyz_a), written
+            summary = json.loads((out / "deepres.json").read_text())
+            assert summary["voxels_estimated"] > 0 and summary["median_a"] is not None, path
+            assert summary["mask_source"] == ("input" if with_mask else "method")
