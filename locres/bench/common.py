@@ -28,6 +28,7 @@ from locres.methods import LocalResolution, MethodInputs
 log = logging.getLogger(__name__)
 
 INPUT_KINDS = ("map", "halves")
+PARTS = ("groundtruth", "sharpening", "realmaps")
 
 
 @dataclass
@@ -40,7 +41,11 @@ class Variant:
     method : a method name for :func:`locres.methods.get_method`.
     input : ``"map"`` (the single map) or ``"halves"`` (the two half maps).
     params : keyword arguments for the method's ``run``.
-    output : key of ``extra_maps`` to score instead of ``resolution_a`` (e.g. MonoDir's mean), or None.
+    output : key of ``extra_maps`` to score instead of ``resolution_a``, or None.
+    parts : the benchmark parts it runs in (``groundtruth``, ``sharpening``, ``realmaps``); slow
+        methods can be kept to fewer parts in a quick run.
+    max_cases : run on the first ``max_cases`` ground-truth cases only (None: all); the others are
+        reported as skipped, not as failures.
     run : a callable ``run(inputs, **params)`` used instead of the method module (tests, outside tools).
     """
 
@@ -49,11 +54,16 @@ class Variant:
     input: str = "map"
     params: dict = field(default_factory=dict)
     output: str | None = None
+    parts: tuple[str, ...] = PARTS
+    max_cases: int | None = None
     run: Callable | None = None
 
     def __post_init__(self):
         if self.input not in INPUT_KINDS:
             raise ValueError(f"variant {self.label}: input must be one of {INPUT_KINDS}, got {self.input!r}")
+        self.parts = tuple(self.parts)
+        if not set(self.parts) <= set(PARTS):
+            raise ValueError(f"variant {self.label}: parts must be among {PARTS}, got {self.parts}")
 
 
 def variants_from_config(items: list[dict], checkpoints: list[str] | None = None) -> list[Variant]:

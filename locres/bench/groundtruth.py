@@ -256,6 +256,10 @@ def run_groundtruth(specs: list[CaseSpec], variants: list[Variant], device: str 
         zc = int(np.argmax(mask.sum(axis=(1, 2))))
         slice_entry = {"name": spec.name, "truth": np.where(mask[zc], truth[zc], np.nan), "errors": {}}
         for var in variants:
+            if var.max_cases is not None and ci >= var.max_cases:
+                entry["methods"][var.label] = {"input": var.input, "skipped": f"max_cases={var.max_cases}",
+                                               "error": None}
+                continue
             inputs = inputs_for(var, spec.voxel_size_a, single, h1, h2, mask, device)
             out: RunOutcome = run_variant(var, inputs)
             rec = {"input": var.input, "seconds": round(out.seconds, 3), "peak_mb": round(out.peak_mb, 1),
@@ -287,9 +291,11 @@ def run_groundtruth(specs: list[CaseSpec], variants: list[Variant], device: str 
                 "peak_mb_max": float(max(m for _, m in sel)) if sel else None, "n_cases": len(sel)}
         errors = sorted({c["methods"][var.label]["error"] for c in cases
                          if "methods" in c and c["methods"][var.label]["error"]})
+        skipped = sum(1 for c in cases if "methods" in c and c["methods"][var.label].get("skipped"))
         summary[var.label] = {
             "method": var.method, "input": var.input, "params": dict(var.params), "output": var.output,
-            "n_cases": len(p), "n_cases_ok": len(rows), "errors": errors, "metrics": metrics,
+            "n_cases": len(p), "n_cases_ok": len(rows), "n_cases_skipped": skipped, "errors": errors,
+            "metrics": metrics,
             "seconds_median": float(np.median([s for _, s, _ in rows])) if rows else None,
             "seconds_total": float(sum(s for _, s, _ in rows)),
             "peak_mb_max": float(max(m for _, _, m in rows)) if rows else None,

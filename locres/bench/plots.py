@@ -64,7 +64,7 @@ def plot_error_maps(slices: list[dict], path: str | Path, limit_a: float = 4.0) 
         for ax, label in zip(row[1:], labels):
             err = s["errors"].get(label)
             if err is None:
-                ax.text(0.5, 0.5, "failed", ha="center", transform=ax.transAxes)
+                ax.text(0.5, 0.5, "failed or not run", ha="center", transform=ax.transAxes, fontsize=7)
             else:
                 im = ax.imshow(err, cmap="RdBu_r", vmin=-limit_a, vmax=limit_a, origin="lower")
             ax.set_title(f"{label}\nestimate - truth (A)", fontsize=7)

@@ -68,7 +68,8 @@ def run_bench(output_dir: str, variants: list[dict], groundtruth: dict, sharpeni
     results = {"command": command, "machine": machine_info(), "device": device,
                "note": "machine shared with other work while this ran; seconds are wall time",
                "variants": [{"label": v.label, "method": v.method, "input": v.input, "params": v.params,
-                             "output": v.output} for v in vars_]}
+                             "output": v.output, "parts": list(v.parts), "max_cases": v.max_cases}
+                            for v in vars_]}
     md = []
     specs = []
     if groundtruth.get("enabled", True) or sharpening.get("enabled", False):
@@ -82,7 +83,8 @@ def run_bench(output_dir: str, variants: list[dict], groundtruth: dict, sharpeni
         results["models"] = {"entries": [m for m, _ in models], "split": split_source}
     if groundtruth.get("enabled", True):
         t0 = time.perf_counter()
-        gt_res = run_groundtruth(specs, vars_, device, error_map_cases=error_map_cases)
+        gt_res = run_groundtruth(specs, [v for v in vars_ if "groundtruth" in v.parts], device,
+                                 error_map_cases=error_map_cases)
         results["groundtruth"] = {"cases": gt_res["cases"], "summary": gt_res["summary"],
                                   "seconds": time.perf_counter() - t0}
         plots.plot_pred_vs_true(gt_res["_pooled"], out_dir / "pred_vs_true.png")
@@ -103,7 +105,7 @@ def run_bench(output_dir: str, variants: list[dict], groundtruth: dict, sharpeni
     if sharpening.get("enabled", False) and specs:
         t0 = time.perf_counter()
         labels = sharpening.get("variants")
-        sv = [v for v in vars_ if not labels or v.label in labels]
+        sv = [v for v in vars_ if (not labels or v.label in labels) and "sharpening" in v.parts]
         sh_specs = specs[: int(sharpening.get("n_cases", 1))]
         study = run_sharpening(sh_specs, sv, sharpening.get("b_factors_a2", [-100, -50, 0, 50, 100]), device)
         study["seconds"] = time.perf_counter() - t0
@@ -115,7 +117,7 @@ def run_bench(output_dir: str, variants: list[dict], groundtruth: dict, sharpeni
                tables.sharpening_table(study), "\n![sharpening](sharpening.png)\n"]
     if realmaps.get("enabled", False):
         t0 = time.perf_counter()
-        rm = run_realmaps(list(realmaps.get("maps", [])), vars_, device)
+        rm = run_realmaps(list(realmaps.get("maps", [])), [v for v in vars_ if "realmaps" in v.parts], device)
         rm["seconds"] = time.perf_counter() - t0
         results["realmaps"] = rm
         md += ["### Real maps with fitted models\n",

@@ -32,8 +32,9 @@ def markdown_table(headers: list[str], rows: list[list], align: str | None = Non
 
 
 def _status(s: dict) -> str:
+    skipped = s.get("n_cases_skipped", 0)
     if s["n_cases_ok"] == s["n_cases"]:
-        return "ok"
+        return f"ok on {s['n_cases']} case{'s' if s['n_cases'] != 1 else ''} (budget)" if skipped else "ok"
     err = s["errors"][0] if s["errors"] else "failed"
     return f"{s['n_cases_ok']}/{s['n_cases']} ok: {err[:90]}"
 
