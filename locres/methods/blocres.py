@@ -75,7 +75,8 @@ _DIRECTIONS = np.array([[1, 0, 0], [0, 0, 1], [1, 1, 1], [1, 2, 3], [3, 1, 2]], 
 # --------------------------------------------------------------------------- parameters and checks
 def parse_cutoffs(cutoff) -> list[float | str]:
     """One cutoff or a list: numbers in (0, 1) or ``"half_bit"``. Raises LocresError otherwise."""
-    items = list(cutoff) if isinstance(cutoff, (list, tuple)) else [cutoff]
+    iterable = hasattr(cutoff, "__iter__") and not isinstance(cutoff, (str, bytes))
+    items = list(cutoff) if iterable else [cutoff]  # lists, tuples and Hydra ListConfig
     if not items:
         raise LocresError("no FSC cutoff given: set method.cutoff to a number in (0, 1) or half_bit")
     out: list[float | str] = []

@@ -128,3 +128,11 @@ def test_shell_mode_counts_and_trend(phantom):
     assert spearmanr(*zip(*vals))[0] > 0.8
     assert "radius_a" in blocres.format_shell_table(prof)
     assert (out.resolution_a[~phantom.mask] == 0).all() and out.resolution_a.max() > 0
+
+
+@pytest.mark.gpu
+def test_fast_path_on_cuda_matches_cpu(phantom):
+    cpu = blocres.local_fsc_fast(phantom.half1, phantom.half2, 1.0, 12, [0.5])
+    gpu = blocres.local_fsc_fast(phantom.half1, phantom.half2, 1.0, 12, [0.5], device="cuda")
+    inner = (slice(6, 42),) * 3
+    assert np.median(np.abs(cpu[0][inner] - gpu[0][inner])) < 1e-3
