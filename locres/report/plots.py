@@ -132,7 +132,7 @@ def plot_comparison(
     centre = slice_centre(map_zyx.shape, union if union.any() else mask)
     n = max(len(names), 1)
     fig = plt.figure(figsize=(12, 3.2 * (n + 1)))
-    grid = fig.add_gridspec(n + 1, 3)
+    grid = fig.add_gridspec(n + 1, 3, hspace=0.35)
     ax_h = fig.add_subplot(grid[0, :])
     if all_values.size:
         bins = np.linspace(min(all_values.min(), vmin), max(all_values.max(), vmax), 80)

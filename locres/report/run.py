@@ -122,13 +122,16 @@ def infer_from_config(cfg: Any, config_dir: str | Path | None = None) -> dict:
         inp["mask"] = inp.get("mask") or str(DEMO_MASK)
         name, method_cfg = demo_method(name, method_cfg, config_dir)
         log.info("demo: %s on the bundled EMD-3488 map -> %s/", name, out_dir)
+    config_errors: dict[str, str] = {}
     if name == "all":
-        names = method_cfg.get("methods")
-        params = {
-            n: {**method_defaults(n, config_dir), **(method_cfg.get("params") or {}).get(n, {})}
-            for n in registry.METHOD_NAMES
-        }
-        extra = {"methods": names, "skip": method_cfg.get("skip") or []}
+        overrides = method_cfg.get("params") or {}
+        params = {}
+        for n in registry.METHOD_NAMES:
+            try:
+                params[n] = {**method_defaults(n, config_dir), **overrides.get(n, {})}
+            except Exception as exc:  # a broken configs/method/NAME.yaml skips that method only
+                config_errors[n] = f"configs/method/{n}.yaml cannot be read: {str(exc).splitlines()[0]}"
+        extra = {"methods": method_cfg.get("methods"), "skip": method_cfg.get("skip") or []}
     else:
         params, extra = {name: method_cfg}, {}
     sharp = conf.get("sharpening") or {}
@@ -152,6 +155,7 @@ def infer_from_config(cfg: Any, config_dir: str | Path | None = None) -> dict:
         ),
         only=extra.get("methods"),
         skip=extra.get("skip", ()),
+        broken=config_errors,
     )
 
 
@@ -258,10 +262,12 @@ def run_infer(
     options: Options | None = None,
     only: Sequence[str] | None = None,
     skip: Sequence[str] = (),
+    broken: Mapping[str, str] | None = None,
 ) -> dict:
     """Run ``method`` (a method name or ``"all"``) on the inputs and write every output to ``out_dir``.
 
-    ``params`` maps method names to their parameters. Returns {"summaries": [...], "skipped": {...},
+    ``params`` maps method names to their parameters; ``broken`` names methods to skip (with the reason)
+    under ``method=all``. Returns {"summaries": [...], "skipped": {...},
     "compare": {...} or None, "sharpening": {...} or None, "out_dir": str}.
     """
     options = options or Options()
@@ -291,6 +297,11 @@ def run_infer(
         names = [method]
     records: dict[str, RunRecord] = {}
     skipped: dict[str, str] = {}
+    for n, why in (broken or {}).items():
+        if n in names:
+            log.warning("method=all: skipping %s (%s)", n, why)
+            skipped[n] = why
+            names.remove(n)
     sharp_check = None
     comparison = None
     with OutputStage(out_dir, overwrite=options.overwrite) as stage:
