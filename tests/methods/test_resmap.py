@@ -153,3 +153,41 @@ def test_mask_without_background_suggests_half_maps(rng):
         resmap.run(MethodInputs(1.0, map=volume, mask=np.ones(volume.shape, bool)))
     with pytest.raises(LocresError, match="unknown resmap parameter"):
         resmap.run(MethodInputs(1.0, map=volume), bogus=1)
+
+
+def test_torch_backend_matches_numpy(rng):
+    """The torch path (used on CUDA) gives the numpy statistic; checked here with torch on the CPU."""
+    import torch
+
+    n = 24
+    vol = rng.standard_normal((n, n, n)).astype(np.float32)
+    ops = level_operators(4.2, 1.0)
+    idx = np.flatnonzero(rng.random(n**3) < 0.3)
+    ref = resmap.level_statistic(np.fft.rfftn(vol).astype(np.complex64), (n, n, n), ops, idx)
+    backend = resmap._Backend("cpu")
+    backend.torch = True
+    vhat = backend.rfftn(backend.asarray(vol))
+    got = resmap.level_statistic(vhat, (n, n, n), ops, torch.from_numpy(idx), backend).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4 * float(ref.max()))
+
+
+@pytest.mark.gpu
+def test_cuda_run_matches_cpu(rng):
+    n = 40
+    signal, sphere = _lowpassed_sphere(rng, n, 5.0, 4.0, 12)
+    h1 = signal + rng.standard_normal(signal.shape).astype(np.float32)
+    h2 = signal + rng.standard_normal(signal.shape).astype(np.float32)
+    cpu = resmap.run(MethodInputs(1.0, half1=h1, half2=h2, mask=sphere), max_res_a=8.0)
+    gpu = resmap.run(MethodInputs(1.0, half1=h1, half2=h2, mask=sphere, device="cuda"), max_res_a=8.0)
+    assert np.mean(cpu.resolution_a == gpu.resolution_a) > 0.999
+
+
+@pytest.mark.parametrize("ratio", [3.2, 6.0])
+def test_direct_window_path_matches_fft_path(rng, ratio):
+    shape = (20, 26, 23)
+    vol = rng.standard_normal(shape).astype(np.float32)
+    ops = level_operators(ratio, 1.0)
+    idx = np.flatnonzero(rng.random(vol.size) < 0.2)
+    fft = resmap.level_statistic(np.fft.rfftn(vol).astype(np.complex64), shape, ops, idx)
+    direct = resmap.level_statistic_direct(vol, ops, idx)
+    np.testing.assert_allclose(direct, fft, rtol=2e-3, atol=1e-4 * float(fft.max()))
