@@ -17,7 +17,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from locres.report.summary import estimated_voxels  # noqa: E402
 
-CMAP = "turbo"  # blue = fine (low Angstrom), red = coarse
+CMAP = "rainbow"  # violet/blue = fine (low Angstrom), red = coarse; no near-black end to hide in the grey map
 AXES = (("z", "XY plane (z = {})"), ("y", "XZ plane (y = {})"), ("x", "YZ plane (x = {})"))
 
 
