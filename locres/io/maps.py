@@ -224,9 +224,17 @@ def read_map(
     return MapVolume(data=data, geometry=geometry, path=str(p))
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_target(path: Path) -> Path:
+    """A temporary file beside ``path`` with the permissions a plain ``open`` would give it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_current_umask())
     return Path(tmp)
 
 
