@@ -131,21 +131,23 @@ def prewhitening_transfer(background: np.ndarray, voxel_size_a: float, elbow_a: 
 
 
 def _blocks(volume: np.ndarray, allowed: np.ndarray, width: int) -> np.ndarray:
-    """Non-overlapping ``width^3`` blocks (from index 0) lying wholly in ``allowed`` -> (B, width^3)."""
+    """Non-overlapping ``width^3`` blocks (from index 0) lying wholly in ``allowed`` -> (B, width^3).
+
+    Blocks that are constant (zeroed by a mask) are skipped; at most ``MAX_NOISE_BLOCKS``, evenly spread.
+    """
     nb = [n // width for n in volume.shape]
     if min(nb) == 0:
-        return np.zeros((0, width**3), np.float32)
+        return np.zeros((0, width**3), np.float64)
     crop = tuple(slice(0, b * width) for b in nb)
-
-    def tiles(a):
-        return a[crop].reshape(nb[0], width, nb[1], width, nb[2], width).transpose(0, 2, 4, 1, 3, 5).reshape(
-            -1, width**3)
-
-    ok = tiles(allowed).all(axis=1) & (np.ptp(tiles(volume), axis=1) > 0)  # skip zeroed (masked) blocks
-    idx = np.nonzero(ok)[0]
-    if idx.size > MAX_NOISE_BLOCKS:
-        idx = idx[np.linspace(0, idx.size - 1, MAX_NOISE_BLOCKS).astype(np.int64)]
-    return tiles(volume)[idx].astype(np.float64)
+    six = (nb[0], width, nb[1], width, nb[2], width)
+    vol6 = volume[crop].reshape(six)  # a view when volume is contiguous
+    ok = allowed[crop].reshape(six).all(axis=(1, 3, 5))
+    ok &= (vol6.max(axis=(1, 3, 5)) - vol6.min(axis=(1, 3, 5))) > 0
+    idx = np.argwhere(ok)
+    if len(idx) > MAX_NOISE_BLOCKS:
+        idx = idx[np.linspace(0, len(idx) - 1, MAX_NOISE_BLOCKS).astype(np.int64)]
+    blocks = vol6[idx[:, 0], :, idx[:, 1], :, idx[:, 2], :]  # (B, w, w, w)
+    return blocks.reshape(len(idx), width**3).astype(np.float64)
 
 
 class _Backend:
