@@ -113,7 +113,8 @@ def run_bench(output_dir: str, variants: list[dict], groundtruth: dict, sharpeni
         plots.plot_sharpening(study, out_dir / "sharpening.png")
         md += ["### Sharpening study\n",
                f"Median estimate (A) in the mask of {', '.join(study['cases'])} after global B-factor "
-               "sharpening (B > 0 sharpens, B < 0 blurs); the truth does not move.\n",
+               "sharpening (B > 0 sharpens, B < 0 blurs); the truth does not move. `-`: nothing estimated or "
+               "failed.\n",
                tables.sharpening_table(study), "\n![sharpening](sharpening.png)\n"]
     if realmaps.get("enabled", False):
         t0 = time.perf_counter()

@@ -120,14 +120,18 @@ def sharpening_table(study: dict) -> str:
         shifts = [abs(m - base) for m in med if m is not None and base is not None]
         rows.append([label, s["input"]] + [fmt(m) for m in med] + [fmt(max(shifts)) if shifts else "-"])
     rows.append(["truth", "-"] + [fmt(study["truth_median_a"])] * len(bs) + ["0.00"])
-    return markdown_table(headers, rows, "ll" + "r" * (len(bs) + 1))
+    notes = [f"- {label} failed at some B: {s['errors'][0][:120]}" for label, s in study["variants"].items()
+             if s.get("errors")]
+    return markdown_table(headers, rows, "ll" + "r" * (len(bs) + 1)) + ("\n" + "\n".join(notes) + "\n"
+                                                                         if notes else "")
 
 
 def realmaps_tables(result: dict) -> str:
     """Per real map: each variant's median, Spearman with B-factors, and the pairwise Spearman matrix."""
     out = []
     for name, m in result["maps"].items():
-        out.append(f"**{name}** ({m['shape_zyx'][2]}x{m['shape_zyx'][1]}x{m['shape_zyx'][0]}, "
+        nz, ny, nx = m["shape_zyx"]
+        out.append(f"**{name}** ({nx}x{ny}x{nz} voxels (x, y, z), "
                    f"{m['voxel_size_a']:.3f} A/px, mask {m['mask_source']}; reported "
                    f"{fmt(m.get('reported_resolution_a'), 1)} A)\n")
         labels = [k for k, v in m["variants"].items() if v.get("error") is None]
