@@ -1,0 +1,89 @@
+"""Every option of every training config group composes and instantiates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+
+
+def _compose(*overrides):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        return compose(config_name="train", overrides=[f"run_dir={REPO / 'runs' / 'test_configs'}",
+                                                       *overrides])
+
+
+def _options(group):
+    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", ["default", "smoke", "deepres_paper"])  # (quick, full: bench.py)
+def test_experiments_compose_and_build(experiment):
+    cfg = _compose(f"experiment={experiment}")
+    net = instantiate(cfg.model)
+    assert net.box_size % 2 == 1
+    assert list(cfg.model.resolution_range_a) == list(cfg.data.recipe.resolution_range_a)
+    dm = instantiate(cfg.data, box_size=net.box_size)
+    assert dm.box_size == net.box_size
+    module = instantiate(cfg.module, net=net)
+    assert module.hparams["voxel_size_a"] == cfg.data.recipe.voxel_size_a
+    opt = module.configure_optimizers()
+    assert opt is not None
+    if experiment == "deepres_paper":
+        assert sum(p.numel() for p in net.parameters()) == 36_067_009
+        assert cfg.data.stride == 2 and cfg.module.loss == "mse"
+        assert isinstance(opt, torch.optim.Adam)
+
+
+@pytest.mark.parametrize("model", _options("model"))
+def test_model_group(model):
+    cfg = _compose(f"model={model}")
+    net = instantiate(cfg.model)
+    b = net.box_size
+    assert net(torch.zeros(2, 1, b, b, b)).shape == (2,)
+
+
+@pytest.mark.parametrize("data", _options("data"))
+def test_data_group(data):
+    cfg = _compose(f"data={data}")
+    dm = instantiate(cfg.data, box_size=13)
+    assert dm.source == cfg.data.source
+
+
+@pytest.mark.parametrize("trainer", _options("trainer"))
+def test_trainer_group(trainer):
+    over = [f"trainer={trainer}"]
+    if trainer == "gpu" and not torch.cuda.is_available():
+        over += ["trainer.accelerator=cpu", "trainer.precision=32"]
+    if trainer == "ddp":
+        over += ["trainer.accelerator=cpu", "trainer.devices=1"]
+    cfg = _compose(*over)
+    t = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert t.max_epochs == cfg.trainer.max_epochs
+
+
+@pytest.mark.parametrize("logger", _options("logger"))
+def test_logger_group(logger, monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = _compose(f"logger={logger}", f"run_dir={tmp_path}")
+    loggers = [instantiate(c) for c in cfg.logger.values()]
+    assert loggers
+    if "wandb" in cfg.logger:
+        assert cfg.logger.wandb.offline is True
+
+
+@pytest.mark.parametrize("callbacks", _options("callbacks"))
+def test_callbacks_group(callbacks):
+    cfg = _compose(f"callbacks={callbacks}")
+    cbs = [instantiate(c) for c in cfg.callbacks.values()]
+    if callbacks == "default":
+        ck = next(c for c in cbs if type(c).__name__ == "ModelCheckpoint")
+        assert ck.monitor == "val/mae" and ck.save_last
