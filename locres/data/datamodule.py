@@ -301,9 +301,11 @@ class DeepResDataModule(L.LightningDataModule):
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self.eval_set("val")
         if stage in (None, "fit") and self.train_set is None:
+            # each DDP rank streams different maps (the seed is the same on every rank otherwise)
+            rank = int(getattr(self.trainer, "global_rank", 0) or 0) if self.trainer is not None else 0
             self.train_set = BoxStream(self.make_source("train"), self.box_size, self.batch_size,
                                        self.boxes_per_map, self.steps_per_epoch, self.stride, self.box_norm,
-                                       self.symmetry, self.seed)
+                                       self.symmetry, self.seed + 7919 * rank)
         if stage in (None, "test") and self.test_set is None:
             self.test_set = self.eval_set("test", seed_offset=1)
 
