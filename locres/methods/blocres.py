@@ -390,8 +390,8 @@ def _shell_weight_table(box: int, pad: int, taper: str, maxrad: int, matched: bo
 
 
 def _local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, box: int, cutoffs=(0.5,),
-                   pad: int = 1, taper: str = "hann", max_resolution_a: float = 0.0, step: int = 1,
-                   matched_shells: bool = True, device: str = "cpu") -> np.ndarray:
+                    pad: int = 1, taper: str = "hann", max_resolution_a: float = 0.0, step: int = 1,
+                    matched_shells: bool = True, device: str = "cpu", nodes: np.ndarray | None = None):
     """Implementation of :func:`local_fsc_fast`."""
     cut = parse_cutoffs(cutoffs)
     h1, h2, a = _prepare_halves(half1, half2)
@@ -405,14 +405,17 @@ def _local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, b
     dev = torch.device(device)
     t0 = time.perf_counter()
     rho_tab, g_tab = _shell_weight_table(box, pad, taper, maxrad, matched_shells)
+    n_tab = len(rho_tab)
+    g_tab = np.concatenate([g_tab, np.zeros((maxrad, 2))], axis=1)  # two zero entries for "outside"
     g_tab = torch.from_numpy(g_tab.astype(np.float32)).to(dev)
     drho = float(rho_tab[1] - rho_tab[0])
-    rho = torch.from_numpy(frequency_grid_per_a(shape, voxel_size_a) / delta).to(dev)
-    pos = rho / drho
-    idx = pos.floor().long().clamp(max=len(rho_tab) - 2)
+    pos = torch.from_numpy(frequency_grid_per_a(shape, voxel_size_a) / (delta * drho)).to(dev)
+    idx = pos.floor().long().clamp(max=n_tab - 2)
     frac = (pos - idx).clamp(0.0, 1.0)
-    outside = pos >= len(rho_tab) - 1
-    del rho, pos
+    idx[pos >= n_tab - 1] = n_tab  # -> zero weight
+    idx1 = idx + 1
+    one_minus = 1.0 - frac
+    del pos
     # squared window as a correlation kernel: offsets t = j - B//2, j = 0..B-1
     kern = np.zeros(shape, dtype=np.float32)
     wnd2 = window_3d(box, taper) ** 2
@@ -424,17 +427,26 @@ def _local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, b
     f2 = torch.fft.rfftn(torch.from_numpy(h2 - a).to(dev))
     sl = (slice(None, None, step),) * 3
 
-    def local_sum(x):
-        return torch.fft.irfftn(torch.fft.rfftn(x) * khat, s=shape)[sl]
-
     node_shape = tuple(math.ceil(n / step) for n in shape)
+    if nodes is None:
+        sel = None
+        n_sel = int(np.prod(node_shape))
+    else:
+        if tuple(nodes.shape) != node_shape:
+            raise LocresError(f"node mask {nodes.shape} does not match the step grid {node_shape}")
+        sel = torch.from_numpy(np.flatnonzero(nodes)).to(dev)
+        n_sel = int(sel.numel())
+
+    def local_sum(x):  # windowed sums at the selected nodes, flat (n_sel,)
+        out = torch.fft.irfftn(torch.fft.rfftn(x) * khat, s=shape)[sl].reshape(-1)
+        return out if sel is None else out[sel]
+
     thr_t = torch.from_numpy(thr.astype(np.float32)).to(dev)
-    g_prev = (1.0 - thr_t[:, 0]).view(-1, 1, 1, 1).expand(len(cut), *node_shape).contiguous()
-    s_star = torch.full((len(cut), *node_shape), float("nan"), device=dev)
+    g_prev = (1.0 - thr_t[:, 0]).view(-1, 1).expand(len(cut), n_sel).contiguous()
+    s_star = torch.full((len(cut), n_sel), float("nan"), device=dev)
     fsc = None
     for i in range(1, maxrad):
-        gi = g_tab[i][idx] * (1.0 - frac) + g_tab[i][idx + 1] * frac
-        gi[outside] = 0.0
+        gi = g_tab[i][idx] * one_minus + g_tab[i][idx1] * frac
         b1 = torch.fft.irfftn(f1 * gi, s=shape)
         b2 = torch.fft.irfftn(f2 * gi, s=shape)
         del gi
@@ -445,7 +457,7 @@ def _local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, b
         den = d1.clamp_min(0.0).sqrt() * d2.clamp_min(0.0).sqrt()  # no float32 underflow of d1 * d2
         fsc = torch.where(den > 1e-30, num / den.clamp_min(1e-30), torch.zeros_like(num)).clamp(-1.0, 1.0)
         del num, d1, d2, den
-        g = fsc[None] - thr_t[:, i].view(-1, 1, 1, 1)
+        g = fsc[None] - thr_t[:, i].view(-1, 1)
         cross = (g_prev >= 0) & (g < 0)
         s_cross = (i - 1) * delta + delta * g_prev / torch.where(g_prev != g, g_prev - g, torch.ones_like(g))
         s_star = torch.where(cross, s_cross, s_star)
@@ -454,14 +466,19 @@ def _local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, b
     never = torch.isnan(s_star)
     quirk = (s_star < delta) & (g_prev > 0)
     s_star = torch.where(never | quirk, torch.full_like(s_star, s_last), s_star)
-    res = torch.clamp(1.0 / s_star.clamp_min(1e-12), hi, MAX_RESOLUTION_CLAMP_A)
+    res = torch.clamp(1.0 / s_star.clamp_min(1e-12), hi, MAX_RESOLUTION_CLAMP_A).cpu().numpy()
     log.info("fast local FSC: %d shells on %s in %.1f s", maxrad - 1, shape, time.perf_counter() - t0)
-    return res.cpu().numpy().astype(np.float32)
+    out = np.zeros((len(cut), int(np.prod(node_shape))), dtype=np.float32)
+    if sel is None:
+        out[:] = res
+    else:
+        out[:, sel.cpu().numpy()] = res
+    return out.reshape(len(cut), *node_shape)
 
 
 def local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, box: int, cutoffs=(0.5,),
                    pad: int = 1, taper: str = "hann", max_resolution_a: float = 0.0, step: int = 1,
-                   matched_shells: bool = True, device: str = "cpu") -> np.ndarray:
+                   matched_shells: bool = True, device: str = "cpu", nodes: np.ndarray | None = None):
     """Local FSC resolution at every node of the ``step`` grid, all at once (see the module notes).
 
     Parameters
@@ -472,6 +489,8 @@ def local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, bo
     step : nodes are the voxels whose coordinates are multiples of ``step``.
     matched_shells : weight shells to match the box FSC's window blur (see the module notes).
     device : torch device for the FFTs ("cpu" or "cuda").
+    nodes : optional bool (nz', ny', nx'): evaluate the FSC and read-out only there (the FFTs are the
+        same; the per-voxel work shrinks to the masked nodes). Other nodes return 0.
 
     Returns
     -------
@@ -480,7 +499,7 @@ def local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, bo
     """
     with _cpu_threads_for(int(np.prod(np.shape(half1))), str(device)):
         return _local_fsc_fast(half1, half2, voxel_size_a, box, cutoffs, pad, taper, max_resolution_a, step,
-                               matched_shells, device)
+                               matched_shells, device, nodes)
 
 
 # --------------------------------------------------------------------------- grids, masks, defaults
@@ -714,14 +733,15 @@ def run(inputs: MethodInputs, box: int | None = None, cutoff=0.5, step: int = 1,
     info.update({"pad": pad, "edge": edge, "max_resolution_a": max_resolution_a,
                  "matched_shells": matched_shells})
     valid = computed_nodes(shape, step, edge)
+    node_mask = mask[::step, ::step, ::step]
+    if step > 1:  # every node next to a masked voxel, for the interpolation
+        node_mask = ndimage.binary_dilation(mask, iterations=step)[::step, ::step, ::step]
+    valid &= node_mask
     if engine == "fast":
         nodes = local_fsc_fast(inputs.half1, inputs.half2, u, box, cut, pad, taper, max_resolution_a, step,
-                               matched_shells, inputs.device)
+                               matched_shells, inputs.device,
+                               nodes=valid if valid.mean() < 0.7 else None)  # gathering costs too
     else:
-        node_mask = mask[::step, ::step, ::step]
-        if step > 1:
-            node_mask = ndimage.binary_dilation(mask, iterations=step)[::step, ::step, ::step]
-        valid &= node_mask
         pts = np.argwhere(valid) * step
         nodes = np.zeros((len(cut), *valid.shape), dtype=np.float32)
         if len(pts):
