@@ -49,6 +49,15 @@ def train(cfg) -> dict:
     L.seed_everything(int(cfg.seed), workers=True)
     ckpt = resolve_ckpt(cfg.get("ckpt_path"), cfg.run_dir)
     net = instantiate(cfg.model)
+    if cfg.get("init_from"):  # fine-tune: start from another run's weights (not a resume)
+        from locres.io.checkpoints import load_deepres
+
+        init, _ = load_deepres(cfg.init_from)
+        try:
+            net.load_state_dict(init.state_dict())
+        except RuntimeError as exc:
+            raise LocresError(f"init_from={cfg.init_from} does not fit model=... ({str(exc).splitlines()[0]})"
+                              ) from None
     datamodule = instantiate(cfg.data, box_size=net.box_size)
     module = instantiate(cfg.module, net=net)  # net_config comes from net.net_config
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
