@@ -17,8 +17,9 @@ Algorithm (single map or two half maps; (z, y, x) float32; any box shape)
    Gaussian-times-polynomial kernels, so ``LRS`` for all voxels at once is a sum of squares of linear
    combinations of 19 FFT correlations (no per-voxel loop; torch on ``device``).
 5. ``sigma^2``: mean weighted residual variance over non-overlapping ``w^3`` blocks of the background
-   (single: blocks wholly outside ``M0``; split: blocks of ``D`` inside ``M0``); blocks that are
-   constant (zeroed by a mask) are skipped; a level where no block fits reuses the finer level's value.
+   (single: blocks wholly outside ``M0`` and away from exact zeros of a masked map; split: blocks of
+   ``D`` inside ``M0``); blocks that are constant are skipped; a level where no block fits reuses the
+   finer level's value.
 6. Null ``LRS ~ sum_j l_j chi2_1`` (eigenvalues of ``Lambda`` above 0.1 of the largest; Ruben's
    series), Benjamini-Yekutieli FDR at ``p_value`` over the voxels still untested; those that pass get
    this resolution and leave the tested set.
@@ -27,9 +28,10 @@ Deviations from ResMap 1.1.5 (its QUIRKs fixed by default)
 -----------------------------------------------------------
 - Unassigned voxels are 0 (the reference writes 100); non-cubic boxes are accepted; no interactive
   step; no edge band is excluded (windows wrap).
-- ``null="consistent"``: the statistic uses only the kept eigen-directions of ``Lambda``, so it follows
-  the null the threshold is computed from; the reference sums all 16 directions but thresholds with
-  the kept eigenvalues only, which passes noise more often than ``p`` (``null="reference"`` restores it).
+- ``null_model="consistent"``: the statistic uses only the kept eigen-directions of ``Lambda``, so it
+  follows the null the threshold is computed from; the reference sums all 16 directions but thresholds
+  with the kept eigenvalues only, which passes noise more often than ``p`` (``null_model="reference"``
+  restores that).
 - Benjamini-Yekutieli is the textbook step-up on every candidate with ``c_m = sum_{i<=m} 1/i``
   (the reference scans a subsample from k = 1 and stops ``c_m`` at ``m - 1``).
 - The noise estimate is divided by its exact white-noise expectation after block demeaning
@@ -269,7 +271,7 @@ def resmap_local_resolution(volume: np.ndarray, voxel_size_a: float, mask: np.nd
                             min_res_a: float | None = None, max_res_a: float | None = None,
                             step_a: float = 1.0, prewhiten: bool = True,
                             prewhiten_elbow_a: float | None = None, prewhiten_ramp: float = 1.0,
-                            eig_keep_fraction: float = 0.1, null: str = "consistent",
+                            eig_keep_fraction: float = 0.1, null_model: str = "consistent",
                             device: str = "cpu") -> tuple[np.ndarray, dict]:
     """ResMap local resolution (see the module docstring).
 
@@ -299,7 +301,7 @@ def resmap_local_resolution(volume: np.ndarray, voxel_size_a: float, mask: np.nd
     if not split:
         v = v - v.mean()
     ladder = resolution_ladder_a(vx, min_res_a, max_res_a, step_a)
-    ops_all = [level_operators(r, vx, eig_keep_fraction, null) for r in ladder]
+    ops_all = [level_operators(r, vx, eig_keep_fraction, null_model) for r in ladder]
     if max(o.width for o in ops_all) > min(shape):
         ops_all = [o for o in ops_all if o.width <= min(shape)]
         if not ops_all:
@@ -310,17 +312,22 @@ def resmap_local_resolution(volume: np.ndarray, voxel_size_a: float, mask: np.nd
         background = half_difference.astype(np.float64)
         noise_region = mask
     else:
-        noise_region = ~mask
-        if not noise_region.any():
+        if not (~mask).any():
             raise LocresError("the mask leaves no background voxels for the single-map noise estimate: "
                               "give half maps (input.half1, input.half2) or a tighter mask")
+        # solvent set to exactly 0 (masked maps) carries no noise: keep it out of the estimate
+        zeroed = ndimage.binary_dilation(volume == 0, iterations=2)
+        noise_region = ~mask & ~zeroed
+        if not noise_region.any():
+            raise LocresError("the background outside the mask is zeroed (a masked map), so the single-map "
+                              "noise estimate is impossible: give half maps (input.half1, input.half2)")
         far = ~ndimage.binary_dilation(mask, structure=np.ones((5, 5, 5), bool), iterations=3)
         far &= inscribed_ellipsoid(shape)
         smooth = ndimage.gaussian_filter(far.astype(np.float32), sigma=[0.02 * n for n in shape])
         background = (v - float(np.sum(v * smooth)) / max(float(smooth.sum()), 1e-12)) * smooth
 
     backend = _Backend(device)
-    info: dict = {"mode": "split" if split else "single", "p_value": p_value, "null": null,
+    info: dict = {"mode": "split" if split else "single", "p_value": p_value, "null_model": null_model,
                   "eig_keep_fraction": eig_keep_fraction, "ladder_a": [o.res_a for o in ops_all],
                   "device": backend.device}
     transfer = None
@@ -366,6 +373,12 @@ def resmap_local_resolution(volume: np.ndarray, voxel_size_a: float, mask: np.nd
             raise LocresError("the noise estimate is zero (the background looks masked or constant): "
                               "give half maps (input.half1, input.half2)")
         sigma2.append((s2, int(blocks.shape[0])))
+    ratio = sigma2[0][0] / max(float(np.var(noise_data[mask])), 1e-30)
+    if ratio < 1e-3:
+        msg = (f"noise variance is {ratio:.1e} of the map variance inside the mask (solvent flattened or "
+               "masked?): nearly everything will read as significant; half maps are more reliable")
+        log.warning(msg)
+        info["warnings"] = [msg]
 
     out = np.zeros(int(np.prod(shape_c)), np.float32)
     idx = np.flatnonzero(mask[crop])
@@ -400,7 +413,7 @@ def resmap_local_resolution(volume: np.ndarray, voxel_size_a: float, mask: np.nd
 def run(inputs: MethodInputs, p_value: float = 0.05, min_res_a: float | None = None,
         max_res_a: float | None = None, step_a: float = 1.0, prewhiten: bool = True,
         prewhiten_elbow_a: float | None = None, prewhiten_ramp: float = 1.0, eig_keep_fraction: float = 0.1,
-        null: str = "consistent", mask_threshold: float = 0.05, name: str | None = None,
+        null_model: str = "consistent", mask_threshold: float = 0.05, name: str | None = None,
         **unused) -> LocalResolution:
     """Adapter for ``infer.py``: half maps -> split mode, else single-map mode (see the module docstring).
 
@@ -426,6 +439,6 @@ def run(inputs: MethodInputs, p_value: float = 0.05, min_res_a: float | None = N
         volume, vx, mask, half_difference, p_value=p_value, min_res_a=min_res_a, max_res_a=max_res_a,
         step_a=step_a, prewhiten=prewhiten, prewhiten_elbow_a=prewhiten_elbow_a,
         prewhiten_ramp=prewhiten_ramp,
-        eig_keep_fraction=eig_keep_fraction, null=null, device=device)
+        eig_keep_fraction=eig_keep_fraction, null_model=null_model, device=device)
     info["mask_source"] = "auto" if made_mask else "given"
     return LocalResolution(resolution_a=res, info=info, mask=mask if made_mask else None)

@@ -137,15 +137,15 @@ class LevelOperators:
 
 
 def level_operators(res_a: float, voxel_size_a: float, keep_fraction: float = 0.1,
-                    null: str = "consistent") -> LevelOperators:
+                    null_model: str = "consistent") -> LevelOperators:
     """Build the operators of trial resolution ``res_a`` (see the module docstring).
 
     ``Lambda = K H - k k^T / sum k`` (full fit minus constant-only fit) equals ``C C^T`` with
     ``C = sqrt(K) Phi Gamma`` (``Gamma``: 16 orthonormal coordinates), so its nonzero eigenvalues are
     those of ``C^T C`` (16 x 16). Eigenvalues above ``keep_fraction * max`` are kept.
 
-    ``null="consistent"`` (default): the statistic uses only the kept eigen-directions, so it follows
-    exactly the null ``sum_kept l_j chi2_1`` the threshold is computed from. ``null="reference"``:
+    ``null_model="consistent"`` (default): the statistic uses only the kept eigen-directions, so it follows
+    exactly the null ``sum_kept l_j chi2_1`` the threshold is computed from. ``null_model="reference"``:
     the statistic uses all 16 directions but the threshold only the kept ones (anti-conservative).
     """
     r = window_radius(res_a, voxel_size_a)
@@ -172,12 +172,12 @@ def level_operators(res_a: float, voxel_size_a: float, keep_fraction: float = 0.
     eigs, vecs = np.linalg.eigh(c_mat.T @ c_mat)
     eigs = np.clip(eigs, 0.0, None)
     keep = eigs > keep_fraction * eigs.max()
-    if null == "consistent":
+    if null_model == "consistent":
         stat_dirs = gamma @ vecs[:, keep]
-    elif null == "reference":
+    elif null_model == "reference":
         stat_dirs = gamma
     else:
-        raise LocresError(f"null must be 'consistent' or 'reference', got '{null}'")
+        raise LocresError(f"null_model must be 'consistent' or 'reference', got '{null_model}'")
     noise_dirs = _orthonormal_columns(coef[:, 1:])
     # E[(y - ybar)^T Lambda_d (y - ybar)] = sigma^2 (tr Lambda_d - 1^T Lambda_d 1 / N)
     lam_d_1 = k - sqrt_k * (basis @ (noise_dirs @ (noise_dirs.T @ (basis.T @ sqrt_k))))

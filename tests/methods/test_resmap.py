@@ -191,3 +191,25 @@ def test_direct_window_path_matches_fft_path(rng, ratio):
     fft = resmap.level_statistic(np.fft.rfftn(vol).astype(np.complex64), shape, ops, idx)
     direct = resmap.level_statistic_direct(vol, ops, idx)
     np.testing.assert_allclose(direct, fft, rtol=2e-3, atol=1e-4 * float(fft.max()))
+
+
+def test_zeroed_solvent_suggests_half_maps(rng):
+    """A masked map (solvent exactly 0) has no noise to measure outside the mask."""
+    n = 32
+    signal, sphere = _lowpassed_sphere(rng, n, 5.0, 4.0, 12)
+    volume = (signal + rng.standard_normal((n, n, n)).astype(np.float32)) * sphere
+    with pytest.raises(LocresError, match="half maps"):
+        resmap.run(MethodInputs(1.0, map=volume, mask=np.roll(sphere, 1, axis=0) & sphere))
+
+
+def test_config_keys_are_run_parameters():
+    """Every key of configs/method/resmap.yaml is a parameter of run() (and none is the YAML null)."""
+    import inspect
+    from pathlib import Path
+
+    import yaml
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs/method/resmap.yaml").read_text())
+    params = inspect.signature(resmap.run).parameters
+    assert cfg["name"] == "resmap"
+    assert all(isinstance(k, str) and k in params for k in cfg)
