@@ -76,7 +76,9 @@ class MapSource:
         else:
             view = int(rng.integers(item.n_views)) if view is None else view
             v = item.view(view)
-        use_stored = (not self.simulate) and (not self.refilter) and resolution_a is None
+        # analytical labels are slow: shards then use their stored maps so labels are computed once per map
+        use_stored = ((not self.simulate) and (not self.refilter or self.labels != "filter")
+                      and resolution_a is None)
         if use_stored:
             k = int(rng.integers(item.resolution_a.shape[1]))
             m, mask, r = item.stored_map(view, k)
@@ -254,7 +256,8 @@ class DeepResDataModule(L.LightningDataModule):
             if self.max_structures:
                 names = names[: int(self.max_structures)]
             items = [ShardModel(Path(self.shards_dir) / man["shards"][e]["file"],
-                                load_maps=not self.refilter or split != "train") for e in names]
+                                load_maps=not self.refilter or split != "train" or self.labels != "filter")
+                     for e in names]
             for it in items:
                 if abs(it.voxel_size_a - self.recipe.voxel_size_a) > 1e-3:
                     raise LocresError(f"shard {it.path} was made at voxel size {it.voxel_size_a} A but the "
