@@ -55,6 +55,7 @@ import math
 import time
 
 import numpy as np
+import scipy.fft
 import torch
 from scipy import ndimage
 
@@ -308,6 +309,19 @@ def _reference_batches(big1, big2, pts, box, padded, a, wnd, i0, f, maxrad, batc
 
 
 # --------------------------------------------------------------------------- fast path: all voxels
+def _rfftn(x: torch.Tensor) -> torch.Tensor:
+    """rFFT of a 3-D tensor; on the CPU through scipy.fft (about half the CPU time of torch's c2r)."""
+    if x.device.type == "cpu":
+        return torch.from_numpy(scipy.fft.rfftn(x.numpy(), workers=torch.get_num_threads()))
+    return torch.fft.rfftn(x)
+
+
+def _irfftn(x: torch.Tensor, shape) -> torch.Tensor:
+    if x.device.type == "cpu":
+        return torch.from_numpy(scipy.fft.irfftn(x.numpy(), s=shape, workers=torch.get_num_threads()))
+    return torch.fft.irfftn(x, s=shape)
+
+
 @contextlib.contextmanager
 def _cpu_threads_for(numel: int, device: str):
     """One torch CPU thread for small maps: thread start-up costs more than it saves there, and on a
@@ -421,10 +435,10 @@ def _local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, b
     wnd2 = window_3d(box, taper) ** 2
     offs = [(np.arange(box) - box // 2) % n for n in shape]
     kern[np.ix_(*offs)] = wnd2
-    khat = torch.fft.rfftn(torch.from_numpy(kern).to(dev)).conj()
+    khat = _rfftn(torch.from_numpy(kern).to(dev)).conj()
     del kern
-    f1 = torch.fft.rfftn(torch.from_numpy(h1 - a).to(dev))
-    f2 = torch.fft.rfftn(torch.from_numpy(h2 - a).to(dev))
+    f1 = _rfftn(torch.from_numpy(h1 - a).to(dev))
+    f2 = _rfftn(torch.from_numpy(h2 - a).to(dev))
     sl = (slice(None, None, step),) * 3
 
     node_shape = tuple(math.ceil(n / step) for n in shape)
@@ -438,7 +452,9 @@ def _local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, b
         n_sel = int(sel.numel())
 
     def local_sum(x):  # windowed sums at the selected nodes, flat (n_sel,)
-        out = torch.fft.irfftn(torch.fft.rfftn(x) * khat, s=shape)[sl].reshape(-1)
+        spec = _rfftn(x)
+        spec *= khat
+        out = _irfftn(spec, shape)[sl].reshape(-1)
         return out if sel is None else out[sel]
 
     thr_t = torch.from_numpy(thr.astype(np.float32)).to(dev)
@@ -447,20 +463,22 @@ def _local_fsc_fast(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float, b
     fsc = None
     for i in range(1, maxrad):
         gi = g_tab[i][idx] * one_minus + g_tab[i][idx1] * frac
-        b1 = torch.fft.irfftn(f1 * gi, s=shape)
-        b2 = torch.fft.irfftn(f2 * gi, s=shape)
+        b1 = _irfftn(f1 * gi, shape)
+        b2 = _irfftn(f2 * gi, shape)
         del gi
         num = local_sum(b1 * b2)
         d1 = local_sum(b1 * b1)
         d2 = local_sum(b2 * b2)
         del b1, b2
-        den = d1.clamp_min(0.0).sqrt() * d2.clamp_min(0.0).sqrt()  # no float32 underflow of d1 * d2
-        fsc = torch.where(den > 1e-30, num / den.clamp_min(1e-30), torch.zeros_like(num)).clamp(-1.0, 1.0)
-        del num, d1, d2, den
+        # sqrt separately: no float32 underflow of d1 * d2; |num| <= den, so an empty shell reads 0
+        den = d1.clamp_min_(0.0).sqrt_().mul_(d2.clamp_min_(0.0).sqrt_()).clamp_min_(1e-30)
+        fsc = num.div_(den).clamp_(-1.0, 1.0)
+        del d1, d2, den
         g = fsc[None] - thr_t[:, i].view(-1, 1)
         cross = (g_prev >= 0) & (g < 0)
-        s_cross = (i - 1) * delta + delta * g_prev / torch.where(g_prev != g, g_prev - g, torch.ones_like(g))
-        s_star = torch.where(cross, s_cross, s_star)
+        if bool(cross.any()):
+            gp, gn = g_prev[cross], g[cross]
+            s_star[cross] = (i - 1) * delta + delta * gp / (gp - gn)  # gp >= 0 > gn: no zero division
         g_prev = g
     s_last = (maxrad - 1) * delta
     never = torch.isnan(s_star)
