@@ -14,7 +14,9 @@ Departures from the reference, each deliberate:
   table; spacing is the same (about 16 degrees).
 - The radial/azimuthal split uses the voxel's true radial vector (the reference swaps x and y there).
 - Any box shape works (frequencies per axis); noise is taken from solvent voxels between the particle's
-  radius and 7 voxels inside the usable radius. A box with no such room is refused with an error.
+  radius plus a guard band (half the starting resolution in voxels: the cone-filtered signal leaks into
+  nearby solvent and made isotropic maps look anisotropic) and 7 voxels inside the usable radius. A box
+  with no such room is refused with an error.
 - The main map (``resolution_a``) is the per-voxel median over the valid directions.
 """
 
@@ -38,6 +40,7 @@ from locres.methods.monogenic import (
     radius_limit,
     resolve_device,
     snap_index,
+    threads_for_volume,
     to_spectrum,
 )
 from locres.methods.monores import automatic_mask, estimate_monores
@@ -92,7 +95,8 @@ def _summaries(res: np.ndarray, dirs: np.ndarray, radial_unit: np.ndarray, z_cri
     pi, pj = np.nonzero(np.triu(np.abs(cos) > np.cos(np.deg2rad(20.0)), 1))
     sign = np.sign(cos[pi, pj]).astype(np.float32)
     valid = res > 0
-    d = np.sqrt(np.maximum(res[pi] ** 2 + res[pj] ** 2 - 2 * sign[:, None] * cos[pi, pj, None] * res[pi] * res[pj], 0))
+    cross = 2 * sign[:, None] * cos[pi, pj, None] * res[pi] * res[pj]
+    d = np.sqrt(np.maximum(res[pi] ** 2 + res[pj] ** 2 - cross, 0))
     pv = valid[pi] & valid[pj]
     npair = np.maximum(pv.sum(0), 1)
     mean = (d * pv).sum(0) / npair
@@ -138,7 +142,8 @@ def estimate_monodir(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
                      significance: float = 0.95, fast: bool = False, n_directions: int | None = None,
                      cone_angle_deg: float = 15.0, noise_cone_deg: float = 45.0,
                      min_resolution_a: float | None = None, max_resolution_a: float = 18.0,
-                     res_step_a: float = 0.5, run_monores: bool = True, device: str = "cpu") -> LocalResolution:
+                     res_step_a: float = 0.5, guard_px: int | None = None, run_monores: bool = True,
+                     device: str = "cpu") -> LocalResolution:
     """MonoDir on one map (Angstrom maps on the input grid, 0 outside the mask).
 
     Parameters
@@ -155,6 +160,10 @@ def estimate_monodir(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
         Half angles of the Fourier double cone and of the real-space noise cone.
     min_resolution_a, max_resolution_a, res_step_a : float
         Sweep range (Nyquist .. 18 A) and step below 8 A.
+    guard_px : int, optional
+        Solvent this close to the particle's radius is not used as noise (the cone-filtered signal leaks
+        into it at coarse frequencies); default half of ``max_resolution_a`` in voxels, shrunk when the box
+        is small.
     run_monores : bool
         Also run MonoRes (step 0.25 A, Nyquist .. 18 A) and return it as the ``monores`` extra map.
     """
@@ -172,11 +181,16 @@ def estimate_monodir(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
     rprot, rlimit = radius_limit(volume, mask)
     radius = centred_radius(shape)
     noise_outer = rlimit - 7.0
+    guard = int(np.ceil(0.5 * float(max_resolution_a) / voxel_size_a)) if guard_px is None else int(guard_px)
     solvent = (~mask) & (radius > rprot) & (radius <= noise_outer)
+    while guard > 0 and ((~mask) & (radius > rprot + guard) & (radius <= noise_outer)).sum() < 2000:
+        guard -= 1
+    solvent &= radius > rprot + guard
     if noise_outer <= rprot or solvent.sum() < 200:
         need = int(2 * np.ceil(rprot + 8 + 4))
-        raise LocresError(f"MonoDir: no room for noise around the particle (it reaches {rprot:.0f} px from the "
-                          f"centre of a {shape} box); pad the map to at least {need}^3 or use a tighter mask")
+        raise LocresError(f"MonoDir: no room for noise around the particle (it reaches {rprot:.0f} px from "
+                          f"the centre of a {shape} box); pad the map to at least {need}^3 or use a tighter "
+                          "mask")
     z_crit = float(normal_dist.ppf(significance))
     ndir = int(n_directions or (47 if fast else 81))
     dirs = hemisphere_directions(ndir)
@@ -263,13 +277,16 @@ def estimate_monodir(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
     rot = np.degrees(np.arctan2(dirs[:, 1], dirs[:, 2]))
     info = {
         "n_directions": ndir, "cone_angle_deg": cone_angle_deg, "noise_cone_deg": noise_cone_deg,
-        "significance": significance, "min_resolution_a": min_res, "max_resolution_a": float(max_resolution_a),
+        "significance": significance, "min_resolution_a": min_res,
+        "max_resolution_a": float(max_resolution_a),
         "res_step_a": res_step_a, "automatic_mask": auto, "protein_radius_px": rprot,
         "radius_limit_px": rlimit, "sweep_resolutions_a": [round(b.resolution_a, 3) for b in bands],
         "directions_rot_tilt_deg": np.c_[rot, tilt].round(2).tolist(),
         "preferred_direction_counts": s["preferred_counts"].tolist(),
         "outlier_fraction": s["outlier_fraction"],
         "median_anisotropy_a": float(np.median(s["anisotropy"])),
+        "noise_guard_px": guard,
+        "direction_median_resolution_a": [float(np.median(r[r > 0])) if (r > 0).any() else 0.0 for r in rd],
         "median_a": float(np.median(s["median"])),
         "radial_averages": curves,
     }
@@ -300,5 +317,6 @@ def radial_average_figure(info: dict):
 def run(inputs: MethodInputs, **params) -> LocalResolution:
     """Adapter for ``infer.py``: one map (the half-map average when halves are given) and a mask."""
     params = {k: v for k, v in params.items() if k != "name"}
-    return estimate_monodir(inputs.average_map(), inputs.voxel_size_a, mask=inputs.mask,
-                            device=inputs.device, **params)
+    with threads_for_volume(inputs.shape_zyx, inputs.device):
+        return estimate_monodir(inputs.average_map(), inputs.voxel_size_a, mask=inputs.mask,
+                                device=inputs.device, **params)

@@ -42,6 +42,7 @@ from locres.methods.monogenic import (
     resolve_device,
     smooth_within,
     snap_index,
+    threads_for_volume,
     to_spectrum,
 )
 
@@ -232,7 +233,8 @@ def estimate_monores(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
             sig = a_s[t_active]
             mean_n, var_n = float(noise.mean()), float(noise.var())
             mean_s, var_s = float(sig.mean()), float(sig.var()) if n_s > 1 else 0.0
-            thr = mean_n + z_crit * var_n**0.5 if gaussian_threshold else percentile_threshold(noise, significance)
+            thr = (mean_n + z_crit * var_n**0.5 if gaussian_threshold
+                   else percentile_threshold(noise, significance))
             max_mean_s = max(max_mean_s, mean_s)
             if mean_s < 0.001 * max_mean_s:
                 visited.pop()
@@ -267,10 +269,12 @@ def estimate_monores(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
     out = res.cpu().numpy().astype(np.float32)
     est = estimated.cpu().numpy()
     vals = out[est]
-    hist_edges = np.arange(np.floor(vals.min() * 4) / 4, vals.max() + 0.5, 0.25) if vals.size else np.array([0.0, 1.0])
+    hist_edges = (np.arange(np.floor(vals.min() * 4) / 4, vals.max() + 0.5, 0.25) if vals.size
+                  else np.array([0.0, 1.0]))
     hist, _ = np.histogram(vals, bins=hist_edges)
     info = {
-        "min_resolution_a": min_res, "max_resolution_a": max_res, "step_a": step, "significance": significance,
+        "min_resolution_a": min_res, "max_resolution_a": max_res, "step_a": step,
+        "significance": significance,
         "mode": "half maps" if halves else "single map", "noise_only_in_halves": bool(noise_only_in_halves),
         "gaussian_threshold": bool(gaussian_threshold), "smooth": bool(smooth), "automatic_mask": auto_mask,
         "protein_radius_px": rprot, "radius_limit_px": rlimit, "mask_voxels": int(mask.sum()),
@@ -287,8 +291,9 @@ def estimate_monores(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
 def run(inputs: MethodInputs, **params) -> LocalResolution:
     """Adapter for ``infer.py``: half maps when given (noise from their difference), else the map."""
     params = {k: v for k, v in params.items() if k != "name"}
-    if inputs.has_halves:
+    with threads_for_volume(inputs.shape_zyx, inputs.device):
+        if inputs.has_halves:
+            return estimate_monores(inputs.average_map(), inputs.voxel_size_a, mask=inputs.mask,
+                                    half1=inputs.half1, half2=inputs.half2, device=inputs.device, **params)
         return estimate_monores(inputs.average_map(), inputs.voxel_size_a, mask=inputs.mask,
-                                half1=inputs.half1, half2=inputs.half2, device=inputs.device, **params)
-    return estimate_monores(inputs.average_map(), inputs.voxel_size_a, mask=inputs.mask,
-                            device=inputs.device, **params)
+                                device=inputs.device, **params)

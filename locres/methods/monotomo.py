@@ -32,6 +32,7 @@ from locres.methods.monogenic import (
     resolve_device,
     smooth_within,
     snap_index,
+    threads_for_volume,
     to_spectrum,
 )
 
@@ -145,7 +146,8 @@ def estimate_monotomo(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float,
         Two passes of Gaussian smoothing clamped to the raw value and to Nyquist.
     """
     if half1.shape != half2.shape or half1.ndim != 3:
-        raise LocresError(f"half tomograms must be 3-D and the same shape, got {half1.shape} and {half2.shape}")
+        raise LocresError(f"half tomograms must be 3-D and the same shape, got {half1.shape} and "
+                          f"{half2.shape}")
     shape = half1.shape
     dev = resolve_device(device)
     nyq = 2.0 * voxel_size_a
@@ -247,6 +249,8 @@ def estimate_monotomo(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float,
 def run(inputs: MethodInputs, **params) -> LocalResolution:
     """Adapter for ``infer.py``: half tomograms in, no mask needed (a given mask is ignored)."""
     params = {k: v for k, v in params.items() if k != "name"}
-    if not inputs.has_halves:
-        raise LocresError("MonoTomo needs two half tomograms: set input.half1 and input.half2")
-    return estimate_monotomo(inputs.half1, inputs.half2, inputs.voxel_size_a, device=inputs.device, **params)
+    with threads_for_volume(inputs.shape_zyx, inputs.device):
+        if not inputs.has_halves:
+            raise LocresError("MonoTomo needs two half tomograms: set input.half1 and input.half2")
+        return estimate_monotomo(inputs.half1, inputs.half2, inputs.voxel_size_a, device=inputs.device,
+                                 **params)

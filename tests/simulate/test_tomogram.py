@@ -1,4 +1,4 @@
-"""Half-tomogram simulator: particles where it says, band-limited to their resolution, noise varying in X-Y."""
+"""Half-tomogram simulator: particles in place, band-limited to their resolution, noise varying in X-Y."""
 
 from __future__ import annotations
 
