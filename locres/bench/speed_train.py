@@ -104,32 +104,25 @@ def bench_train(args) -> dict:
 
 
 def bench_data_prep(args) -> dict:
-    sys.path.insert(0, str(REPO))
-    import importlib.util
-
-    from omegaconf import OmegaConf
-
-    spec = importlib.util.spec_from_file_location("stset", REPO / "data_prep" / "simulate_training_set.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    import subprocess
 
     def one(workers: int) -> dict:
-        cfg = OmegaConf.load(REPO / "configs" / "data_prep.yaml")
-        cfg.pop("defaults")
-        cfg.pop("hydra")
         with tempfile.TemporaryDirectory(dir=REPO / "runs" if (REPO / "runs").is_dir() else None) as tmp:
-            cfg.models_dir, cfg.out_dir, cfg.workers, cfg.progress = args.models, tmp, workers, False
+            cmd = [sys.executable, str(REPO / "data_prep" / "simulate_training_set.py"),
+                   f"models_dir={args.models}", f"out_dir={tmp}", f"workers={workers}", "progress=false"]
             r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            t0, c0 = time.perf_counter(), time.process_time()
-            m = mod.prepare(cfg)
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, cwd=REPO, capture_output=True,
+                           env=dict(os.environ, OMP_NUM_THREADS="1"))
             wall = time.perf_counter() - t0
             r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = time.process_time() - c0 + (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+            cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+            m = json.loads((Path(tmp) / "manifest.json").read_text())
             size = sum(f.stat().st_size for f in Path(tmp).glob("*.npz"))
         return {"workers": workers, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "models": m["n_models"],
-                "shards": m["n_shards"], "failures": m["n_failures"], "views": int(cfg.views),
-                "maps_per_view": int(cfg.maps_per_view), "bytes_written": size,
-                "models_per_min_wall": round(60 * m["n_shards"] / wall, 1)}
+                "shards": m["n_shards"], "failures": m["n_failures"], "views": m["views"],
+                "maps_per_view": m["maps_per_view"], "bytes_written": size,
+                "models_per_min_wall": round(60 * m["n_shards"] / wall, 1), "command": " ".join(cmd[1:])}
 
     runs = [one(args.workers) for _ in range(args.runs)]
     base = one(1) if args.baseline else None
