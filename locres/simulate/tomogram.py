@@ -103,7 +103,8 @@ def simulate_half_tomograms(shape_zyx: tuple[int, int, int] = (32, 128, 128), vo
         box = _particle(rp, float(res), voxel_size_a, rng)
         h = box.shape[0] // 2
         sl = tuple(slice(c - h, c + h + 1) for c in centre)
-        src = tuple(slice(max(0, -(c - h)), box.shape[0] - max(0, c + h + 1 - n)) for c, n in zip(centre, shape_zyx))
+        src = tuple(slice(max(0, -(c - h)), box.shape[0] - max(0, c + h + 1 - n))
+                    for c, n in zip(centre, shape_zyx))
         dst = tuple(slice(max(0, s.start), min(n, s.stop)) for s, n in zip(sl, shape_zyx))
         clean[dst] += box[src]
         inside = (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= rp**2
