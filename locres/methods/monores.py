@@ -128,7 +128,8 @@ def estimate_monores(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
                      step_a: float | None = None, significance: float = 0.95,
                      noise_only_in_halves: bool = True, gaussian_threshold: bool = False,
                      smooth: bool = True, exclude_mask: np.ndarray | None = None,
-                     bands_per_batch: int | None = None, device: str = "cpu") -> LocalResolution:
+                     bands_per_batch: int | None = None, max_noise_samples: int = 2_000_000,
+                     device: str = "cpu") -> LocalResolution:
     """MonoRes local resolution of a map (Angstrom, (Z, Y, X) float32, 0 outside the refined mask).
 
     Parameters
@@ -156,6 +157,9 @@ def estimate_monores(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
         Voxels left out of signal and noise.
     bands_per_batch : int, optional
         Bands evaluated per batched FFT (None: 1 on CPU, 4 on GPU).
+    max_noise_samples : int
+        Noise statistics use at most this many voxels (an evenly strided subset; the percentile of two
+        million samples is as good as that of all, and it saves a sort of the whole box per step).
     device : str
         "cpu", "cuda" or "auto".
     """
@@ -208,7 +212,10 @@ def estimate_monores(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
     grid = FourierGrid(shape, dev)
     spectra = to_spectrum(np.stack([volume, noise_vol]) if halves else volume[None], dev)
     t_active = torch.from_numpy(signal_mask.copy()).to(dev)
-    t_noise = torch.from_numpy(noise_mask).to(dev)
+    # noise sample: every voxel of the noise region, thinned by a fixed stride beyond max_noise_samples
+    noise_idx = torch.from_numpy(np.flatnonzero(noise_mask.ravel())).to(dev)
+    if noise_idx.numel() > max_noise_samples:
+        noise_idx = noise_idx[:: int(np.ceil(noise_idx.numel() / max_noise_samples))]
     fails = torch.zeros(shape, dtype=torch.int8, device=dev)
     res = torch.zeros(shape, dtype=torch.float32, device=dev)
     batch = bands_per_batch or (4 if dev.type == "cuda" else 1)
@@ -229,7 +236,7 @@ def estimate_monores(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
             visited.append(r)
             r2 = visited[0] if len(visited) <= 2 else visited[-3]
             a_s = amps[0, j]
-            noise = (amps[1, j] if halves else a_s)[t_noise]
+            noise = (amps[1, j] if halves else a_s).reshape(-1)[noise_idx]
             sig = a_s[t_active]
             mean_n, var_n = float(noise.mean()), float(noise.var())
             mean_s, var_s = float(sig.mean()), float(sig.var()) if n_s > 1 else 0.0
