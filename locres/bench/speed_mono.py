@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     })
     for part in args.only:
         t0 = time.perf_counter()
+        load_before = list(np.round(os.getloadavg(), 2))
         if part == "monores":
             result["monores_speed"] = bench_monores(args.monores_shape, 0.834, args.runs, args.baseline_bands)
         elif part == "monodir":
@@ -190,6 +191,11 @@ def main(argv: list[str] | None = None) -> None:
             result["monotomo_speed"] = bench_monotomo(tuple(args.tomo_shape), 10.0, max(1, args.runs - 1))
         elif part == "accuracy":
             result["monores_accuracy"] = accuracy_monores(args.phantom_shape)
+        key = {"monores": "monores_speed", "monodir": "monodir_speed", "monotomo": "monotomo_speed",
+               "accuracy": "monores_accuracy"}[part]
+        result[key]["threads"] = args.threads
+        result[key]["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        result[key]["load_average_before"] = load_before
         log.info("%s done in %.0f s", part, time.perf_counter() - t0)
         result["load_average_end"] = list(np.round(os.getloadavg(), 2))
         path.parent.mkdir(parents=True, exist_ok=True)
