@@ -79,11 +79,11 @@ def _numpy_baseline_seconds(volume: np.ndarray, n_bands: int) -> float:
         f = 0.05 + 0.4 * b / max(n_bands, 1)
         h = np.clip((freq - f + 0.02) / 0.02, 0, 1)
         fh = spec * h
-        amp = np.fft.irfftn(fh, s=volume.shape) ** 2
+        amp = np.fft.irfftn(fh, s=volume.shape, axes=(0, 1, 2)) ** 2
         for c in comps:
-            amp += np.fft.irfftn(fh * (-1j) * c * inv, s=volume.shape) ** 2
+            amp += np.fft.irfftn(fh * (-1j) * c * inv, s=volume.shape, axes=(0, 1, 2)) ** 2
         amp = np.sqrt(amp)
-        np.fft.irfftn(np.fft.rfftn(amp) * (freq < f + 0.02), s=volume.shape)
+        np.fft.irfftn(np.fft.rfftn(amp) * (freq < f + 0.02), s=volume.shape, axes=(0, 1, 2))
     return time.perf_counter() - t0
 
 
