@@ -61,7 +61,6 @@ def run_bench(output_dir: str, variants: list[dict], groundtruth: dict, sharpeni
     """Run the configured parts of the benchmark and write the results (see the module docstring)."""
     t_start = time.perf_counter()
     out_dir = Path(output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     vars_ = variants_from_config(variants, checkpoints)
     if not vars_:
         raise LocresError("no method variants configured: set variants in configs/bench.yaml")
@@ -81,6 +80,7 @@ def run_bench(output_dir: str, variants: list[dict], groundtruth: dict, sharpeni
         specs = cases_from_config(models, cases=gt.pop("cases", None), grid=gt.pop("grid", None),
                                   cross_models=gt.pop("cross_models", False), **gt)
         results["models"] = {"entries": [m for m, _ in models], "split": split_source}
+    out_dir.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be there
     if groundtruth.get("enabled", True):
         t0 = time.perf_counter()
         gt_res = run_groundtruth(specs, [v for v in vars_ if "groundtruth" in v.parts], device,
