@@ -110,7 +110,8 @@ class MapGeometry:
             return self.voxel_size_xyz_a is None and other.voxel_size_xyz_a is None
         va, vb = np.asarray(self.voxel_size_xyz_a), np.asarray(other.voxel_size_xyz_a)
         return bool(
-            np.allclose(va, vb, rtol=tol) and np.allclose(self.corner_xyz_a, other.corner_xyz_a, atol=tol * va.max())
+            np.allclose(va, vb, rtol=tol)
+            and np.allclose(self.corner_xyz_a, other.corner_xyz_a, atol=tol * va.max())
         )
 
 
@@ -177,7 +178,9 @@ def read_map(
     except LocresError:
         raise
     except Exception as exc:  # mrcfile raises ValueError/OSError/EOFError on bad files
-        raise LocresError(f"{role} file is not a readable MRC/CCP4 map: {p} ({type(exc).__name__}: {exc})") from None
+        raise LocresError(
+            f"{role} file is not a readable MRC/CCP4 map: {p} ({type(exc).__name__}: {exc})"
+        ) from None
     if raw.ndim == 2:
         raw = raw[None]
     if raw.ndim != 3 or min(raw.shape) < 1:
@@ -250,7 +253,9 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_map(path: str | os.PathLike, data_zyx: np.ndarray, geometry: MapGeometry, label: str = "locres") -> None:
+def write_map(
+    path: str | os.PathLike, data_zyx: np.ndarray, geometry: MapGeometry, label: str = "locres"
+) -> None:
     """Write ``data_zyx`` with ``geometry`` so that it lands in register with the map it came from.
 
     The array is permuted back to the file's axis order, and the cell, sampling, nstart, origin and
@@ -326,7 +331,8 @@ def resample_onto(
     if np.any(hi < -0.5) or np.any(lo > n_m - 0.5):
         raise LocresError(
             f"the {role} does not overlap the map: check both headers' origin and voxel size "
-            f"({role} corner {moving.geometry.corner_xyz_a.round(2)} A, map corner {target.corner_xyz_a.round(2)} A)"
+            f"({role} corner {moving.geometry.corner_xyz_a.round(2)} A, "
+            f"map corner {target.corner_xyz_a.round(2)} A)"
         )
     out = ndimage.affine_transform(
         moving.data.astype(np.float32),

@@ -40,6 +40,7 @@ from locres.methods.monogenic import (
     radius_limit,
     resolve_device,
     snap_index,
+    sweep_step,
     threads_for_volume,
     to_spectrum,
 )
@@ -242,13 +243,7 @@ def estimate_monodir(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
             r = band.resolution_a
             visited.append(r)
             r2 = visited[0] if len(visited) <= 2 else visited[-3]
-            passed = active & (a_m > thr)
-            failed = active & ~passed
-            res = torch.where(passed, r, res)
-            fails = torch.where(passed, 0, fails + failed.to(torch.int8))
-            done = failed & (fails >= 2)
-            res = torch.where(done, r2, res)
-            active &= ~done
+            active, res, fails = sweep_step(active, a_m > thr, res, fails, r, r2)
         res_dir[k] = res
         log.debug("MonoDir direction %d/%d: median %.2f A", k + 1, ndir, float(res.median()))
 

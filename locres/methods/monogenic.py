@@ -211,6 +211,26 @@ def percentile_threshold(values: torch.Tensor, p: float) -> float:
     return float(torch.kthvalue(values.reshape(-1).float().cpu(), k).values)
 
 
+def sweep_step(active: torch.Tensor, above: torch.Tensor, res: torch.Tensor, fails: torch.Tensor,
+               resolution_a: float, fallback_resolution_a: float
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of the per-voxel sweep shared by MonoRes, MonoDir and MonoTomo.
+
+    Active voxels whose amplitude is ``above`` the noise threshold take ``resolution_a`` and reset their
+    failure count; the others count a failure, and after two in a row they take
+    ``fallback_resolution_a`` (the resolution two steps back) and leave the sweep.
+
+    Returns the updated ``(active, res, fails)``.
+    """
+    passed = active & above
+    failed = active & ~passed
+    res = torch.where(passed, resolution_a, res)
+    fails = torch.where(passed, 0, fails + failed.to(torch.int8))
+    done = failed & (fails >= 2)
+    res = torch.where(done, fallback_resolution_a, res)
+    return active & ~done, res, fails
+
+
 def snap_index(resolution_a: float, voxel_size_a: float, n: int) -> int:
     """Index on an n-point frequency axis nearest to ``voxel_size_a / resolution_a``."""
     return int(np.floor(n * voxel_size_a / resolution_a + 0.5))

@@ -42,6 +42,7 @@ from locres.methods.monogenic import (
     resolve_device,
     smooth_within,
     snap_index,
+    sweep_step,
     threads_for_volume,
     to_spectrum,
 )
@@ -247,13 +248,7 @@ def estimate_monores(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
                 visited.pop()
                 stop = True
                 break
-            passed = t_active & (a_s > thr)
-            failed = t_active & ~passed
-            res = torch.where(passed, r, res)
-            fails = torch.where(passed, 0, fails + failed.to(torch.int8))
-            done = failed & (fails >= 2)
-            res = torch.where(done, r2, res)
-            t_active &= ~done
+            t_active, res, fails = sweep_step(t_active, a_s > thr, res, fails, r, r2)
             z = (mean_s - mean_n) / max((var_s / max(n_s, 1) + var_n / max(noise.numel(), 1)) ** 0.5, 1e-30)
             trace.append({"resolution_a": round(r, 4), "threshold": thr, "mean_signal": mean_s,
                           "mean_noise": mean_n, "active_fraction": n_s / n_vox, "z": z})

@@ -32,6 +32,7 @@ from locres.methods.monogenic import (
     resolve_device,
     smooth_within,
     snap_index,
+    sweep_step,
     threads_for_volume,
     to_spectrum,
 )
@@ -215,13 +216,7 @@ def estimate_monotomo(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float,
                 break
             surf, details = fit_threshold_surface(amps[1, j], region, significance, tile, control_points)
             thr = torch.from_numpy(surf).to(dev)[None]
-            passed = active & (a_s > thr)
-            failed = active & ~passed
-            res = torch.where(passed, r, res)
-            fails = torch.where(passed, 0, fails + failed.to(torch.int8))
-            done = failed & (fails >= 2)
-            res = torch.where(done, r2, res)
-            active &= ~done
+            active, res, fails = sweep_step(active, a_s > thr, res, fails, r, r2)
             frac = float(active.sum()) / float(t_region.sum())
             trace.append({"resolution_a": round(r, 3), "threshold_min": float(surf.min()),
                           "threshold_max": float(surf.max()), "active_fraction": frac})
