@@ -114,3 +114,27 @@ def evaluate_phantoms(checkpoint: str, model_files: list, resolution_range_a=(3.
     for kind in ("clean", "map"):
         out[f"mean_mae_{kind}_a"] = round(float(np.mean([r[kind]["mae_a"] for r in rows])), 3)
     return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Held-out test metrics of a checkpoint: ``python -m locres.models.training CKPT [SHARDS_DIR]``.
+
+    Uses the data settings of ``configs/data/shards.yaml`` (test split, 12 resolutions over the
+    checkpoint's range, 32 boxes per map, seed 0) and prints the metrics as JSON.
+    """
+    import sys
+
+    from locres.data.datamodule import DeepResDataModule
+    from locres.io.checkpoints import load_deepres
+
+    argv = sys.argv[1:] if argv is None else argv
+    net, meta = load_deepres(argv[0])
+    dm = DeepResDataModule(source="shards", shards_dir=argv[1] if len(argv) > 1 else "runs/training_set",
+                           box_size=net.box_size, recipe={"voxel_size_a": meta["voxel_size_a"],
+                                                          "resolution_range_a": meta["resolution_range_a"]})
+    dm.setup("test")
+    print(json.dumps(evaluate_boxes(net, dm.test_set), indent=1))
+
+
+if __name__ == "__main__":
+    main()
