@@ -27,6 +27,7 @@ import torch
 
 from locres.bench.common import machine_info
 from locres.bench.groundtruth import binned_metrics, spearman
+from locres.bench.outside import tlr_local_resolution_a
 from locres.methods import MethodInputs, blocres
 from locres.simulate.filters import lowpass_raised_cosine
 from locres.simulate.phantom import make_synthetic_phantom
@@ -72,24 +73,11 @@ def _speed(shape: int, voxel_size_a: float, box: int, runs: int, ref_voxels: int
 
 def _tlr_resolution(half1, half2, voxel_size_a: float, alpha: float, step: int) -> np.ndarray | None:
     try:
-        from torch_local_resolution import estimate_local_resolution
-    except Exception as exc:  # noqa: BLE001 - report why it is unavailable
+        tested_a = list(np.arange(9.0, 2.99, -0.5))
+        return tlr_local_resolution_a(half1, half2, voxel_size_a, tested_a, alpha, step)
+    except ImportError as exc:
         log.warning("torch-local-resolution unavailable: %s", exc)
         return None
-    res_list = list(np.arange(9.0, 2.99, -0.5))
-    radii = [max(3.0, 1.1 * r / voxel_size_a) for r in res_list]
-    p = estimate_local_resolution(apix=voxel_size_a, windows_radii=radii, resolutions=res_list,
-                                  batch_half_map1=torch.from_numpy(half1)[None],
-                                  batch_half_map2=torch.from_numpy(half2)[None], step_size=step)
-    p = p[0].float().numpy()  # (n_res, z', y', x') from coarse to fine
-    ok = np.cumprod(p < alpha, axis=0).astype(bool)  # significant in every coarser shell too
-    n_ok = ok.sum(axis=0)
-    res = np.where(n_ok > 0, np.array(res_list)[np.maximum(n_ok - 1, 0)], res_list[0])
-    # back to the full grid: nearest node (the output grid is the input sampled every ``step`` voxels)
-    full = np.zeros(half1.shape, np.float32)
-    idx = [np.minimum(np.arange(n) // step, res.shape[a] - 1) for a, n in enumerate(half1.shape)]
-    full[...] = res[np.ix_(*idx)]
-    return full
 
 
 def _accuracy(shape: int, box: int, n_ref: int, tlr: bool, tlr_alpha: float, tlr_step: int) -> dict:
