@@ -141,8 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "command": " ".join([".venv/bin/python -m locres.bench.speed_blocres", *(argv or sys.argv[1:])]),
         "machine": machine_info(),
-        "note": "machine shared with other engineers' work (load average well above the 2 cores); "
-                "timings are pessimistic",
+        "note": "wall times depend on other load on the machine: compare the load averages recorded here",
+        "load_average_start": list(np.round(__import__("os").getloadavg(), 2)),
     }
     if not args.skip_speed:
         result["speed"] = _speed(args.shape, args.voxel_size, args.box, args.runs, args.ref_voxels)

@@ -151,9 +151,9 @@ def main(argv: list[str] | None = None) -> None:
         "command": f"python -m locres.bench.speed_deepres --shape {args.shape} --voxel {args.voxel} "
                    f"--runs {args.runs} --threads {args.threads}",
         "machine": machine_info(),
-        "shared_machine": "yes: other engineers' jobs were running on the same 2 cores",
         "load_average_1_5_15_min_at_end": list(os.getloadavg()),
-        "note": "wall seconds on a shared machine are inflated; cpu_seconds is the run's process CPU time "
+        "note": "wall times depend on other load on the machine (see the load average); cpu_seconds is the "
+                "run's process CPU time "
                 "(user+sys, all threads): on 2 dedicated cores its wall time would lie roughly between "
                 "cpu_seconds/2 and cpu_seconds (no I/O inside the timed call)",
         "map": {"shape_zyx": [args.shape] * 3, "voxel_size_a": args.voxel, "kind": "synthetic phantom",

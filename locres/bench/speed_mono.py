@@ -176,8 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     result.update({
         "command": " ".join([".venv/bin/python", "-m", "locres.bench.speed_mono", *(argv or sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_info(), "threads": args.threads,
-        "note": "machine shared with 7 other engineers' work (load average well above the 2 cores): wall "
-                "times are pessimistic; cpu_s / threads estimates an idle machine",
+        "note": "wall times depend on other load on the machine: compare the load averages recorded here",
         "load_average_start": list(np.round(os.getloadavg(), 2)),
     })
     for part in args.only:

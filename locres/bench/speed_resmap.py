@@ -145,8 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": machine_info(),
         "threads": args.threads,
-        "note": "machine shared with other engineers' work (load average well above the 2 cores); "
-                "timings are pessimistic",
+        "note": "wall times depend on other load on the machine: compare the load averages recorded here",
         "load_average_start": list(np.round(os.getloadavg(), 2)),
     }
     if not args.skip_speed:
