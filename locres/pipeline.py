@@ -32,9 +32,6 @@ from locres.methods import LocalResolution, MethodInputs, get_method
 
 log = logging.getLogger(__name__)
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
 
 # --------------------------------------------------------------------------------------------- inputs
 @dataclass
@@ -348,7 +345,6 @@ class OutputStage:
         for name in self.names:
             src = self.tmp / name
             if src.exists():
-                os.chmod(src, 0o666 & ~_UMASK)  # temp files are created 0600; outputs get normal rights
                 os.replace(src, self.out_dir / name)
                 done.append(self.out_dir / name)
         return done

@@ -18,7 +18,7 @@ import logging
 import numpy as np
 
 from locres.errors import LocresError
-from locres.simulate.filters import frequency_grid_per_a, raised_cosine_lowpass_transfer
+from locres.simulate.filters import apply_fourier_filter, frequency_grid_per_a, raised_cosine_lowpass_transfer
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def make_noise(shape_zyx: tuple[int, int, int], sigma: float, rng: np.random.Gen
     gain = np.sqrt(mean_power_of_transfer(transfer, shape_zyx))
     if gain <= 0:
         raise LocresError("the coloured-noise profile is zero everywhere")
-    shaped = np.fft.irfftn(np.fft.rfftn(white) * transfer, s=tuple(shape_zyx))
+    shaped = apply_fourier_filter(white, transfer)
     return (shaped * (sigma / gain)).astype(np.float32)
 
 
