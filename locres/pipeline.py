@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from locres.core.devices import resolve_device  # noqa: F401  (re-exported for the entry points)
+from locres.core.maps import MapVolume, resample_onto
 from locres.errors import LocresError
-from locres.io.maps import MapVolume, read_map, resample_onto
+from locres.io.maps import read_map
 from locres.methods import LocalResolution, MethodInputs, get_method
 
 log = logging.getLogger(__name__)
@@ -46,26 +48,6 @@ class LoadedInputs:
     inputs: MethodInputs
     paths: dict[str, str | None] = field(default_factory=dict)
     mask_given: bool = False
-
-
-def resolve_device(device: str | None) -> str:
-    """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda`` without a GPU is an error."""
-    device = (device or "auto").lower()
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise LocresError(f"unknown device '{device}': use device=auto, cpu or cuda")
-    if device == "cpu":
-        return "cpu"
-    try:
-        import torch
-
-        has_cuda = torch.cuda.is_available()
-    except ImportError:  # pragma: no cover
-        has_cuda = False
-    if device == "auto":
-        return "cuda" if has_cuda else "cpu"
-    if not has_cuda:
-        raise LocresError("device=cuda but no CUDA GPU is visible to torch; use device=cpu or device=auto")
-    return device
 
 
 def _check_volume(vol: MapVolume, role: str) -> None:

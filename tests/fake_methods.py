@@ -26,9 +26,9 @@ INPUTS = "map_or_halves"
 
 
 def run(inputs, sigma_voxels: float = 2.0, fail: bool = False, extra: bool = True):
+    from locres.core.fourier import frequency_grid_per_a
     from locres.errors import LocresError
     from locres.methods import LocalResolution
-    from locres.simulate.filters import frequency_grid_per_a
 
     if fail:
         raise LocresError("fake failure requested")

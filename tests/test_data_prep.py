@@ -63,7 +63,7 @@ def test_shards_manifest_failures_and_resume(models_dir, tmp_path):
     lo, hi = m["recipe"]["resolution_range_a"]
     assert lo <= res <= hi and mask.shape == m0.shape and mask.any()
     # the stored label is the filter resolution: no power beyond 1/res (float16 storage noise aside)
-    from locres.simulate.filters import frequency_grid_per_a
+    from locres.core.fourier import frequency_grid_per_a
 
     p = np.abs(np.fft.rfftn(m0)) ** 2
     f = frequency_grid_per_a(m0.shape, 1.0)

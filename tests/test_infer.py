@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 
 from locres.cli import run_cli
-from locres.io.maps import MapGeometry, read_map, write_map
+from locres.core.fourier import lowpass_raised_cosine
+from locres.core.maps import MapGeometry
+from locres.io.maps import read_map, write_map
 from locres.methods import MethodInputs
-from locres.simulate.filters import lowpass_raised_cosine
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_SCRIPT = REPO / "tests" / "fake_methods.py"
@@ -295,7 +296,7 @@ def test_method_all_compares_and_skips_failures(fake_registered, tmp_path, capsy
 
 def test_sharpening_check_end_to_end(fake_registered, tmp_path, capsys):
     """Strong sharpening (B = -400 A^2) of a noisy map reads as over-sharpened; blurring as under."""
-    from locres.simulate.filters import apply_bfactor
+    from locres.core.fourier import apply_bfactor
 
     v, n = 1.0, 40
     geo = MapGeometry.new((n, n, n), v)

@@ -169,9 +169,9 @@ def _cropped_structure(structure, radius_a: float):
 
 def build_case(spec: CaseSpec):
     """Simulate the phantom of one case; returns ``(phantom, map, half1, half2)`` (sharpened if asked)."""
+    from locres.core.fourier import sharpen
     from locres.io.models import read_structure
     from locres.simulate.density import model_extent_a, simulate_map_centered
-    from locres.simulate.filters import sharpen
     from locres.simulate.phantom import make_phantom, make_synthetic_phantom
 
     v = float(spec.voxel_size_a)

@@ -21,10 +21,11 @@ import gemmi
 import numpy as np
 from scipy import ndimage
 
-from locres.io.maps import MapGeometry, atomic_write_bytes, read_map
+from locres.core.fourier import lowpass_raised_cosine
+from locres.core.maps import MapGeometry
+from locres.io.maps import atomic_write_bytes, read_map
 from locres.io.models import read_structure
 from locres.simulate.density import atom_positions_a, simulate_map_in_frame
-from locres.simulate.filters import lowpass_raised_cosine
 
 log = logging.getLogger(__name__)
 

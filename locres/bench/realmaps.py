@@ -63,7 +63,7 @@ def compare_real_map(volume, structure, variants: list[Variant], mask: np.ndarra
 
     Parameters
     ----------
-    volume : :class:`locres.io.maps.MapVolume` (its geometry places the atoms).
+    volume : :class:`locres.core.maps.MapVolume` (its geometry places the atoms).
     structure : gemmi.Structure fitted to the map.
     mask : bool array on the map's grid; None builds one from the atoms (3 A around each).
     """
@@ -115,7 +115,8 @@ def run_realmaps(entries: list[dict], variants: list[Variant], device: str = "cp
     with a note."""
     from pathlib import Path
 
-    from locres.io.maps import read_map, resample_onto
+    from locres.core.maps import resample_onto
+    from locres.io.maps import read_map
     from locres.io.models import read_structure
 
     result = {"maps": {}, "skipped": {}}

@@ -1,7 +1,7 @@
 """Sharpening study: how each estimate moves when the same phantom is globally sharpened or blurred.
 
 The maps (single and halves) of each phantom are multiplied in Fourier space by ``exp(+B s^2 / 4)``
-(:func:`locres.simulate.filters.sharpen`; B > 0 sharpens, B < 0 blurs) for B from -100 to +100 A^2; the
+(:func:`locres.core.fourier.sharpen`; B > 0 sharpens, B < 0 blurs) for B from -100 to +100 A^2; the
 true local resolution does not change, so a robust estimator's median should not move either.
 """
 
@@ -24,7 +24,7 @@ def run_sharpening(specs: list[CaseSpec], variants: list[Variant], b_factors_a2:
     Returns a JSON-serialisable dict: ``b_factors_a2``, ``cases``, ``truth_median_a`` and per variant
     ``median_a``, ``mae_a``, ``bias_a`` (lists over B; None where the variant failed) and ``errors``.
     """
-    from locres.simulate.filters import sharpen
+    from locres.core.fourier import sharpen
 
     bs = [float(b) for b in b_factors_a2]
     pred = {v.label: {b: [] for b in bs} for v in variants}

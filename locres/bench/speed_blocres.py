@@ -28,8 +28,8 @@ import torch
 from locres.bench.common import machine_info
 from locres.bench.groundtruth import binned_metrics, spearman
 from locres.bench.outside import tlr_local_resolution_a
+from locres.core.fourier import lowpass_raised_cosine
 from locres.methods import MethodInputs, blocres
-from locres.simulate.filters import lowpass_raised_cosine
 from locres.simulate.phantom import make_synthetic_phantom
 
 log = logging.getLogger(__name__)

@@ -31,9 +31,9 @@ import torch
 
 from locres.bench.common import machine_info
 from locres.bench.groundtruth import binned_metrics
+from locres.core.fourier import frequency_grid_per_a, lowpass_raised_cosine
 from locres.methods import MethodInputs, monodir, monores, monotomo
 from locres.methods.monogenic import centred_radius
-from locres.simulate.filters import frequency_grid_per_a, lowpass_raised_cosine
 from locres.simulate.phantom import make_synthetic_phantom
 from locres.simulate.tomogram import simulate_half_tomograms
 

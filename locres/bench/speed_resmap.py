@@ -29,8 +29,8 @@ import torch
 
 from locres.bench.common import machine_info
 from locres.bench.groundtruth import binned_metrics
+from locres.core.fourier import lowpass_raised_cosine
 from locres.methods import MethodInputs, resmap
-from locres.simulate.filters import lowpass_raised_cosine
 from locres.simulate.phantom import make_synthetic_phantom
 
 log = logging.getLogger(__name__)

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from locres.core.fourier import apply_bfactor, lowpass_gaussian, lowpass_raised_cosine
+from locres.core.maps import to_model_grid
 from locres.errors import LocresError
-from locres.io.maps import MapGeometry, MapVolume, resample_onto
 from locres.simulate.density import simulate_map_centered
-from locres.simulate.filters import apply_bfactor, lowpass_gaussian, lowpass_raised_cosine
 
 log = logging.getLogger(__name__)
 
@@ -121,16 +121,6 @@ def simulate_view(structure, recipe: Recipe, rng: np.random.Generator, jitter: b
     return View(density=vol.data, mask=mask, voxel_size_sim_a=float(v), rotation=rot)
 
 
-def to_model_grid(volume: np.ndarray, voxel_size_sim_a: float, voxel_size_a: float,
-                  order: int = 1) -> np.ndarray:
-    """Resample a map simulated at ``voxel_size_sim_a`` onto a grid of ``voxel_size_a`` (same extent)."""
-    if abs(voxel_size_sim_a - voxel_size_a) < 1e-6 * voxel_size_a:
-        return volume.astype(np.float32, copy=False)
-    shape = tuple(max(1, int(np.floor(n * voxel_size_sim_a / voxel_size_a))) for n in volume.shape)
-    return resample_onto(MapVolume.from_array(volume, voxel_size_sim_a), MapGeometry.new(shape, voxel_size_a),
-                         order=order, role="map")
-
-
 def filter_map(density: np.ndarray, voxel_size_sim_a: float, resolution_a: float,
                bfactor_a2: float = 0.0) -> np.ndarray:
     """B-factor (if any) then a raised-cosine low pass to ``resolution_a``, at the simulation voxel size."""
@@ -170,7 +160,7 @@ def render_map(view: View, resolution_a: float, recipe: Recipe, rng: np.random.G
     m = filter_map(view.density, view.voxel_size_sim_a, resolution_a, bfactor_a2)
     m = to_model_grid(m, view.voxel_size_sim_a, recipe.voxel_size_a, order=1)
     mask = to_model_grid(view.mask.astype(np.float32), view.voxel_size_sim_a, recipe.voxel_size_a,
-                         order=0) > 0.5
+                         order=0, lowpass=False) > 0.5
     if augment:
         m = augment_intensity(m, mask, recipe, rng)
     return m, mask

@@ -27,9 +27,9 @@ import math
 import numpy as np
 import torch
 
+from locres.core.fourier import frequency_grid_per_a
 from locres.errors import LocresError
 from locres.methods.blocres import _cpu_threads_for
-from locres.simulate.filters import frequency_grid_per_a
 
 log = logging.getLogger(__name__)
 

@@ -59,10 +59,10 @@ import scipy.fft
 import torch
 from scipy import ndimage
 
+from locres.core.fourier import frequency_grid_per_a, lowpass_gaussian
 from locres.errors import LocresError
 from locres.methods import LocalResolution, MethodInputs
 from locres.methods.fsc import global_resolution_a, half_bit_threshold
-from locres.simulate.filters import frequency_grid_per_a, lowpass_gaussian
 
 log = logging.getLogger(__name__)
 

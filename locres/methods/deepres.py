@@ -34,12 +34,13 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from locres.core.devices import resolve_device
+from locres.core.fourier import lowpass_gaussian
+from locres.core.maps import MapGeometry, MapVolume, resample_onto, to_model_grid
 from locres.errors import LocresError
 from locres.io.checkpoints import load_deepres
-from locres.io.maps import MapGeometry, MapVolume, resample_onto
 from locres.methods import LocalResolution, MethodInputs
 from locres.models.normalise import standardise_map
-from locres.simulate.filters import lowpass_gaussian, lowpass_raised_cosine
 
 log = logging.getLogger(__name__)
 
@@ -47,28 +48,6 @@ NAME = "deepres"
 INPUTS = "map_or_halves"
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "deepres_default.pt"
 DEFAULT_CHUNK_VOXELS = {"cpu": 96**3, "cuda": 192**3}
-
-
-def model_grid_shape(shape_zyx, voxel_size_a: float, model_voxel_size_a: float) -> tuple[int, int, int]:
-    """Shape of the model grid spanning the same voxel centres (first voxel shared)."""
-    r = voxel_size_a / model_voxel_size_a
-    return tuple(int(math.floor((n - 1) * r + 1e-6)) + 1 for n in shape_zyx)
-
-
-def to_model_grid(volume: np.ndarray, voxel_size_a: float, model_voxel_size_a: float, order: int = 1,
-                  lowpass: bool = True) -> np.ndarray:
-    """Resample ``volume`` (z, y, x) at ``voxel_size_a`` onto the model grid (float32).
-
-    When the input is finer than the model grid (and ``lowpass``), it is first low-passed to the model
-    Nyquist (2 x ``model_voxel_size_a``) with a raised cosine so nothing aliases.
-    """
-    if abs(voxel_size_a - model_voxel_size_a) < 1e-4 * model_voxel_size_a:
-        return np.asarray(volume, dtype=np.float32).copy()
-    if lowpass and voxel_size_a < model_voxel_size_a:
-        volume = lowpass_raised_cosine(volume, voxel_size_a, 2.0 * model_voxel_size_a)
-    shape = model_grid_shape(volume.shape, voxel_size_a, model_voxel_size_a)
-    return resample_onto(MapVolume.from_array(volume, voxel_size_a),
-                         MapGeometry.new(shape, model_voxel_size_a), order=order, role="map")
 
 
 def _otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
@@ -261,17 +240,6 @@ def predict_local_resolution_a(volume: np.ndarray, voxel_size_a: float, mask: np
         "seconds_total": round(time.perf_counter() - t0, 3),
     })
     return res
-
-
-def resolve_device(device: str | None) -> str:
-    """``auto``/None -> cuda when available; ``cuda`` without a GPU is an error."""
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise LocresError("device=cuda was asked for but no CUDA GPU is available: use device=cpu")
-    if device not in ("cpu", "cuda"):
-        raise LocresError(f"unknown device '{device}': use auto, cpu or cuda")
-    return device
 
 
 def run(inputs: MethodInputs, checkpoint: str | None = None, mask_smooth_a: float = 6.0,

@@ -2,11 +2,8 @@
 
 Pure numerics on (z, y, x) arrays plus ``voxel_size_a``; frequencies are in 1/Angstrom.
 
-Shells are spherical in physical frequency |s| (1/Angstrom), so non-cubic boxes are binned correctly:
-the shell width is ``1 / (max(shape) * voxel_size_a)``, the finest frequency spacing of the box, and
-shells run from 0 to Nyquist ``1 / (2 voxel_size_a)``. Sums run over the half space of the real FFT with
-each coefficient weighted by how many full-FFT coefficients it stands for (2 for interior x columns),
-so shell sums and coefficient counts equal those of the full transform.
+Shells and shell sums are :mod:`locres.core.fourier`'s (spherical in |s|, non-cubic boxes binned
+correctly, rFFT coefficients weighted so sums equal those of the full transform).
 
 Thresholds: 0.143 (Rosenthal & Henderson 2003), 0.5, and the half-bit curve of van Heel & Schatz (2005)
 evaluated with the number of coefficients in each shell.
@@ -26,50 +23,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from locres.core.fourier import (
+    frequency_grid_per_a,
+    resolution_at_threshold,
+    rfft_weights,
+    shell_index,
+    shell_sums,
+    shell_width_per_a,
+)
 from locres.errors import LocresError
-from locres.simulate.filters import frequency_grid_per_a
 
 log = logging.getLogger(__name__)
 
 THRESHOLDS = ("0.143", "0.5", "half_bit")
-
-
-def rfft_weights(shape_zyx: tuple[int, ...]) -> np.ndarray:
-    """(nx//2+1,) weights: how many full-FFT coefficients each rFFT x column stands for."""
-    nx = shape_zyx[-1]
-    w = np.full(nx // 2 + 1, 2.0)
-    w[0] = 1.0
-    if nx % 2 == 0:
-        w[-1] = 1.0
-    return w
-
-
-def shell_width_per_a(shape_zyx: tuple[int, ...], voxel_size_a: float) -> float:
-    """Shell width in 1/Angstrom: the finest frequency spacing of the box."""
-    return 1.0 / (max(shape_zyx) * float(voxel_size_a))
-
-
-def shell_index(shape_zyx: tuple[int, ...], voxel_size_a: float) -> tuple[np.ndarray, int]:
-    """Shell number of every rFFT coefficient and the number of shells up to Nyquist.
-
-    Returns
-    -------
-    index : int array of the rFFT shape; shell ``i`` holds |s| in ``[(i - 0.5) w, (i + 0.5) w)``,
-        coefficients beyond Nyquist get ``n_shells`` (ignored).
-    n_shells : shells 0 .. Nyquist inclusive.
-    """
-    width = shell_width_per_a(shape_zyx, voxel_size_a)
-    freq = frequency_grid_per_a(tuple(shape_zyx), voxel_size_a)
-    n_shells = int(np.floor(0.5 / voxel_size_a / width + 0.5)) + 1
-    idx = np.floor(freq / width + 0.5).astype(np.int64)
-    idx[idx >= n_shells] = n_shells
-    return idx, n_shells
-
-
-def shell_sums(values: np.ndarray, index: np.ndarray, n_shells: int, weights: np.ndarray) -> np.ndarray:
-    """Weighted sum of an rFFT-shaped real array over each shell, shape (n_shells,)."""
-    w = np.broadcast_to(weights, values.shape)
-    return np.bincount(index.ravel(), weights=(values * w).ravel(), minlength=n_shells + 1)[:n_shells]
 
 
 def half_bit_threshold(n_coeffs: np.ndarray) -> np.ndarray:
@@ -152,29 +118,6 @@ def fsc_raw(half1: np.ndarray, half2: np.ndarray,
     fsc = np.divide(cross, denom, out=np.zeros_like(cross), where=denom > 0)
     freq = np.arange(n_shells) * shell_width_per_a(half1.shape, voxel_size_a)
     return freq, fsc, n
-
-
-def resolution_at_threshold(freq_per_a: np.ndarray, fsc: np.ndarray, threshold: float | np.ndarray) -> float:
-    """Resolution (Angstrom) where ``fsc`` first falls below ``threshold``, interpolated between shells.
-
-    The DC shell is skipped. A curve that never falls below the threshold gives the Nyquist
-    resolution (the last shell); one below it from the first shell gives 1 / (first shell frequency).
-    ``threshold`` is a number or a per-shell array (half-bit).
-    """
-    freq = np.asarray(freq_per_a, dtype=np.float64)
-    curve = np.asarray(fsc, dtype=np.float64)
-    thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), curve.shape)
-    below = np.nonzero(curve[1:] < thr[1:])[0]
-    if below.size == 0:
-        return float(1.0 / freq[-1])
-    i = int(below[0]) + 1
-    if i == 1:
-        return float(1.0 / freq[1])
-    d0 = curve[i - 1] - thr[i - 1]
-    d1 = curve[i] - thr[i]
-    t = d0 / (d0 - d1) if d0 != d1 else 0.0
-    f = freq[i - 1] + t * (freq[i] - freq[i - 1])
-    return float(1.0 / f)
 
 
 def randomise_phases_beyond(volume: np.ndarray, voxel_size_a: float, freq_per_a: float,

@@ -19,21 +19,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from locres.core.devices import resolve_device as resolve_torch_device_name
+from locres.core.fourier import frequency_grid_per_a
 from locres.errors import LocresError
-from locres.simulate.filters import frequency_grid_per_a
 
 log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str | None) -> torch.device:
-    """``"cpu"``, ``"cuda"`` or ``"auto"`` -> a torch device (cuda falls back to cpu with a warning)."""
-    name = (device or "cpu").lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        log.warning("device=%s asked for but CUDA is not available; using the CPU", name)
-        name = "cpu"
-    return torch.device(name)
+    """:func:`locres.core.devices.resolve_device` as a ``torch.device``."""
+    return torch.device(resolve_torch_device_name(device))
 
 
 SMALL_VOLUME_VOXELS = 600_000

@@ -56,6 +56,7 @@ import scipy.fft
 import torch
 from scipy import ndimage
 
+from locres.core.fourier import frequency_grid_per_a
 from locres.errors import LocresError
 from locres.methods import LocalResolution, MethodInputs
 from locres.methods.resmap_stats import (
@@ -67,7 +68,6 @@ from locres.methods.resmap_stats import (
     null_threshold,
     resolution_ladder_a,
 )
-from locres.simulate.filters import frequency_grid_per_a
 
 NAME = "resmap"
 INPUTS = "map_or_halves"

@@ -7,8 +7,8 @@ import logging
 import gemmi
 import numpy as np
 
+from locres.core.maps import MapGeometry, MapVolume
 from locres.errors import LocresError
-from locres.io.maps import MapGeometry, MapVolume
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import logging
 
 import numpy as np
 
+from locres.core.fourier import apply_fourier_filter, frequency_grid_per_a, raised_cosine_lowpass_transfer
 from locres.errors import LocresError
-from locres.simulate.filters import apply_fourier_filter, frequency_grid_per_a, raised_cosine_lowpass_transfer
 
 log = logging.getLogger(__name__)
 

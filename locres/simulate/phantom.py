@@ -37,15 +37,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from locres.errors import LocresError
-from locres.methods.fsc import (
+from locres.core.fourier import (
+    frequency_grid_per_a,
+    raised_cosine_lowpass_transfer,
     resolution_at_threshold,
     rfft_weights,
     shell_index,
     shell_sums,
     shell_width_per_a,
 )
-from locres.simulate.filters import frequency_grid_per_a, raised_cosine_lowpass_transfer
+from locres.errors import LocresError
 from locres.simulate.noise import make_half_maps, mean_power_of_transfer, noise_transfer
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from locres.core.fourier import lowpass_raised_cosine
 from locres.errors import LocresError
-from locres.simulate.filters import lowpass_raised_cosine
 
 log = logging.getLogger(__name__)
 

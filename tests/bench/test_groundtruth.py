@@ -125,7 +125,7 @@ def test_real_map_comparison_finds_resolution_that_follows_b_factors():
     import gemmi
 
     from locres.bench.realmaps import compare_real_map
-    from locres.io.maps import MapVolume
+    from locres.core.maps import MapVolume
 
     shape_zyx, v, origin = (12, 14, 16), 1.5, (-6.0, 3.0, 9.0)
     vol = MapVolume.from_array(np.random.default_rng(0).normal(size=shape_zyx), v, origin)

@@ -101,8 +101,8 @@ def test_cube_symmetry_keeps_the_centre_and_the_values(rng):
 
 def test_analytical_labels_path(rng):
     pytest.importorskip("locres.methods.monores")
+    from locres.core.fourier import lowpass_raised_cosine
     from locres.data.simulated import analytical_label_map
-    from locres.simulate.filters import lowpass_raised_cosine
 
     vol = lowpass_raised_cosine(rng.normal(size=(32, 32, 32)).astype(np.float32), 1.0, 6.0)
     mask = np.zeros(vol.shape, bool)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from locres.core.fourier import frequency_grid_per_a
+from locres.core.maps import model_grid_shape, to_model_grid
 from locres.data.simulated import (
     Recipe,
     View,
@@ -13,11 +15,9 @@ from locres.data.simulated import (
     molecular_mask,
     render_map,
     sample_centres,
-    to_model_grid,
 )
 from locres.errors import LocresError
 from locres.models.normalise import standardise_map
-from locres.simulate.filters import frequency_grid_per_a
 
 
 def _blobs(rng, shape=(40, 44, 36), n=60) -> np.ndarray:
@@ -58,7 +58,7 @@ def test_standardise_undoes_scale_and_offset_augmentation(rng):
 def test_voxel_jitter_resamples_onto_model_grid(rng):
     d = _blobs(rng)
     out = to_model_grid(d, 1.05, 1.0)
-    assert out.shape == tuple(int(np.floor(n * 1.05)) for n in d.shape)
+    assert out.shape == model_grid_shape(d.shape, 1.05, 1.0)
     # same physical extent: the mass (sum * voxel volume) is kept within a few percent
     assert abs(out.sum() * 1.0 - d.sum() * 1.05**3) < 0.05 * d.sum() * 1.05**3
     assert to_model_grid(d, 1.0, 1.0) is d or np.array_equal(to_model_grid(d, 1.0, 1.0), d)

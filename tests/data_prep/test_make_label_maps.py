@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from locres.cli import run_cli
-from locres.io.maps import MapGeometry, read_map, write_map
+from locres.core.maps import MapGeometry
+from locres.io.maps import read_map, write_map
 
 REPO = Path(__file__).resolve().parents[2]
 

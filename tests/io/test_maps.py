@@ -10,9 +10,10 @@ import mrcfile
 import numpy as np
 import pytest
 
+from locres.core.maps import MapGeometry, MapVolume, resample_onto
 from locres.errors import LocresError
 from locres.io import maps as maps_mod
-from locres.io.maps import MapGeometry, MapVolume, read_map, resample_onto, write_map, write_volume
+from locres.io.maps import read_map, write_map, write_volume
 
 HEADER_FIELDS = ("nx", "ny", "nz", "mode", "nxstart", "nystart", "nzstart", "mx", "my", "mz",
                  "mapc", "mapr", "maps", "ispg")

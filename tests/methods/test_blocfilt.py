@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from locres.core.fourier import apply_fourier_filter, frequency_grid_per_a
 from locres.errors import LocresError
 from locres.methods.blocfilt import CUT_WIDTH_PER_A, blocfilt, blocfilt_reference, bsoft_lowpass_transfer
-from locres.simulate.filters import apply_fourier_filter, frequency_grid_per_a
 from locres.simulate.phantom import make_synthetic_phantom
 
 

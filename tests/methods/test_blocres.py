@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from locres.core.fourier import lowpass_raised_cosine
 from locres.errors import LocresError
 from locres.methods import MethodInputs, blocres
-from locres.simulate.filters import lowpass_raised_cosine
 from locres.simulate.phantom import make_synthetic_phantom
 
 

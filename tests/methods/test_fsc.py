@@ -5,16 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from locres.core.fourier import (
+    frequency_grid_per_a,
+    lowpass_raised_cosine,
+    resolution_at_threshold,
+    shell_index,
+)
 from locres.errors import LocresError
 from locres.methods.fsc import (
     fsc_curve,
     fsc_raw,
     global_resolution_a,
     half_bit_threshold,
-    resolution_at_threshold,
-    shell_index,
 )
-from locres.simulate.filters import frequency_grid_per_a, lowpass_raised_cosine
 from locres.simulate.phantom import make_synthetic_phantom
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from locres.core.fourier import apply_fourier_filter, lowpass_raised_cosine
 from locres.errors import LocresError
 from locres.methods import MethodInputs, monodir
 from locres.methods.monogenic import centred_radius
-from locres.simulate.filters import apply_fourier_filter, lowpass_raised_cosine
 
 N, VOXEL_A = 40, 1.5
 PARAMS = dict(n_directions=15, max_resolution_a=15.0, run_monores=False)

@@ -7,10 +7,10 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from locres.core.fourier import lowpass_raised_cosine
 from locres.errors import LocresError
 from locres.methods import MethodInputs, monores
 from locres.methods.monogenic import Band, FourierGrid, centred_radius, monogenic_amplitude, to_spectrum
-from locres.simulate.filters import lowpass_raised_cosine
 
 
 def atom_map(shape, voxel_size_a, resolution_a, radius_px, noise_sd, seed=0):

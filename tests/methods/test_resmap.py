@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from locres.core.fourier import lowpass_raised_cosine
 from locres.errors import LocresError
 from locres.methods import MethodInputs, resmap
 from locres.methods.resmap_stats import (
@@ -18,7 +19,6 @@ from locres.methods.resmap_stats import (
     weighted_chisq_sf,
     window_radius,
 )
-from locres.simulate.filters import lowpass_raised_cosine
 
 
 def test_ladder_matches_reference_examples():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from locres.core.fourier import lowpass_raised_cosine
 from locres.errors import LocresError
 from locres.models.normalise import standardise_map
-from locres.simulate.filters import lowpass_raised_cosine
 
 
 def _blob_map(rng, shape=(31, 36, 40)):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from locres.bench.model_map_correlation import measure_pair
+from locres.core.maps import MapGeometry
 from locres.errors import LocresError
-from locres.io.maps import MapGeometry
 from locres.io.models import read_structure
 from locres.simulate.density import atom_positions_a, simulate_map_centered, simulate_map_in_frame
 

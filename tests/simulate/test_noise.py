@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from locres.core.fourier import frequency_grid_per_a, rfft_weights, shell_index, shell_sums
 from locres.errors import LocresError
-from locres.methods.fsc import rfft_weights, shell_index, shell_sums
-from locres.simulate.filters import frequency_grid_per_a
 from locres.simulate.noise import (
     add_noise,
     make_half_maps,

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
+from locres.core.fourier import frequency_grid_per_a, lowpass_raised_cosine
 from locres.errors import LocresError
 from locres.methods.fsc import fsc_curve
-from locres.simulate.filters import frequency_grid_per_a, lowpass_raised_cosine
 from locres.simulate.phantom import (
     blend_ladder,
     make_phantom,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from locres.core.fourier import frequency_grid_per_a
 from locres.errors import LocresError
-from locres.simulate.filters import frequency_grid_per_a
 from locres.simulate.tomogram import _particle, simulate_half_tomograms
 
 

@@ -1,4 +1,11 @@
-"""Fourier-space filters on (z, y, x) maps. Frequencies are in 1/Angstrom unless a name says otherwise."""
+"""Fourier grids, shells and filters on (z, y, x) maps: pure numerics every layer may use.
+
+Frequencies are in 1/Angstrom unless a name says otherwise. Shells are spherical in physical frequency
+|s|, so non-cubic boxes are binned correctly: the shell width is ``1 / (max(shape) * voxel_size_a)``, the
+finest frequency spacing of the box, and shells run from 0 to Nyquist ``1 / (2 voxel_size_a)``. Shell
+sums run over the half space of the real FFT with each coefficient weighted by how many full-FFT
+coefficients it stands for (2 for interior x columns).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,67 @@ def frequency_grid_per_a(shape_zyx: tuple[int, ...], voxel_size_a: float, rfft: 
     fy = np.fft.fftfreq(ny, d=voxel_size_a).astype(np.float32)
     fx = (np.fft.rfftfreq if rfft else np.fft.fftfreq)(nx, d=voxel_size_a).astype(np.float32)
     return np.sqrt(fz[:, None, None] ** 2 + fy[None, :, None] ** 2 + fx[None, None, :] ** 2)
+
+
+def rfft_weights(shape_zyx: tuple[int, ...]) -> np.ndarray:
+    """(nx//2+1,) weights: how many full-FFT coefficients each rFFT x column stands for."""
+    nx = shape_zyx[-1]
+    w = np.full(nx // 2 + 1, 2.0)
+    w[0] = 1.0
+    if nx % 2 == 0:
+        w[-1] = 1.0
+    return w
+
+
+def shell_width_per_a(shape_zyx: tuple[int, ...], voxel_size_a: float) -> float:
+    """Shell width in 1/Angstrom: the finest frequency spacing of the box."""
+    return 1.0 / (max(shape_zyx) * float(voxel_size_a))
+
+
+def shell_index(shape_zyx: tuple[int, ...], voxel_size_a: float) -> tuple[np.ndarray, int]:
+    """Shell number of every rFFT coefficient and the number of shells up to Nyquist.
+
+    Returns
+    -------
+    index : int array of the rFFT shape; shell ``i`` holds |s| in ``[(i - 0.5) w, (i + 0.5) w)``,
+        coefficients beyond Nyquist get ``n_shells`` (ignored).
+    n_shells : shells 0 .. Nyquist inclusive.
+    """
+    width = shell_width_per_a(shape_zyx, voxel_size_a)
+    freq = frequency_grid_per_a(tuple(shape_zyx), voxel_size_a)
+    n_shells = int(np.floor(0.5 / voxel_size_a / width + 0.5)) + 1
+    idx = np.floor(freq / width + 0.5).astype(np.int64)
+    idx[idx >= n_shells] = n_shells
+    return idx, n_shells
+
+
+def shell_sums(values: np.ndarray, index: np.ndarray, n_shells: int, weights: np.ndarray) -> np.ndarray:
+    """Weighted sum of an rFFT-shaped real array over each shell, shape (n_shells,)."""
+    w = np.broadcast_to(weights, values.shape)
+    return np.bincount(index.ravel(), weights=(values * w).ravel(), minlength=n_shells + 1)[:n_shells]
+
+
+def resolution_at_threshold(freq_per_a: np.ndarray, fsc: np.ndarray, threshold: float | np.ndarray) -> float:
+    """Resolution (Angstrom) where ``fsc`` first falls below ``threshold``, interpolated between shells.
+
+    The DC shell is skipped. A curve that never falls below the threshold gives the Nyquist
+    resolution (the last shell); one below it from the first shell gives 1 / (first shell frequency).
+    ``threshold`` is a number or a per-shell array (half-bit).
+    """
+    freq = np.asarray(freq_per_a, dtype=np.float64)
+    curve = np.asarray(fsc, dtype=np.float64)
+    thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), curve.shape)
+    below = np.nonzero(curve[1:] < thr[1:])[0]
+    if below.size == 0:
+        return float(1.0 / freq[-1])
+    i = int(below[0]) + 1
+    if i == 1:
+        return float(1.0 / freq[1])
+    d0 = curve[i - 1] - thr[i - 1]
+    d1 = curve[i] - thr[i]
+    t = d0 / (d0 - d1) if d0 != d1 else 0.0
+    f = freq[i - 1] + t * (freq[i] - freq[i - 1])
+    return float(1.0 / f)
 
 
 def apply_fourier_filter(volume: np.ndarray, transfer: np.ndarray) -> np.ndarray:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from locres.errors import LocresError
-from locres.simulate.filters import (
+from locres.core.fourier import (
     apply_bfactor,
     frequency_grid_per_a,
     lowpass_butterworth,
@@ -15,6 +14,7 @@ from locres.simulate.filters import (
     raised_cosine_lowpass_transfer,
     sharpen,
 )
+from locres.errors import LocresError
 
 
 def _power_beyond(vol: np.ndarray, voxel_size_a: float, freq_per_a: float) -> float:
