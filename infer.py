@@ -9,7 +9,7 @@
 Method parameters go under ``method.`` (``method.box=20``); ``device=auto|cpu|cuda``;
 ``input.voxel_size=`` overrides a missing or wrong header value; ``debug=true`` shows tracebacks.
 For each method NAME, ``output.dir`` receives NAME.mrc (on the input map's grid, 0 = not estimated),
-NAME.json, NAME.png and NAME.cxc (see configs/infer.yaml and locres/report/run.py).
+NAME.json, NAME.png and NAME.cxc (see configs/infer.yaml and locres/pipeline/).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def main(cfg) -> None:
-    """Hydra task: hand the composed config to the library."""
-    from locres.report.run import infer_from_config
+    """Hydra task: hand the composed config to the library and print its summary table."""
+    from locres.pipeline import infer_from_config
 
-    infer_from_config(cfg, config_dir=CONFIG_DIR)
+    print(infer_from_config(cfg, config_dir=CONFIG_DIR)["table"])
 
 
 if __name__ == "__main__":

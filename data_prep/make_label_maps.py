@@ -27,7 +27,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from locres.cli import run_cli  # noqa: E402
 from locres.errors import LocresError  # noqa: E402
 from locres.io.maps import MAP_SUFFIXES, atomic_write_bytes  # noqa: E402
-from locres.report.run import Options, run_infer  # noqa: E402
+from locres.pipeline import Options, run_infer  # noqa: E402
 from locres.report.summary import to_json_bytes  # noqa: E402
 
 log = logging.getLogger("data_prep.make_label_maps")

@@ -76,10 +76,12 @@ if __name__ == "__main__":
     install()
     sys.modules["fake_methods"] = sys.modules[__name__]
     from locres.cli import run_cli
-    from locres.report.run import infer_from_config
+    from locres.pipeline import infer_from_config
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg_dir = config_dir_with_fake(Path(tmp))
         run_cli(
-            lambda cfg: infer_from_config(cfg, config_dir=cfg_dir), config_name="infer", config_dir=cfg_dir
+            lambda cfg: print(infer_from_config(cfg, config_dir=cfg_dir)["table"]),
+            config_name="infer",
+            config_dir=cfg_dir,
         )

@@ -65,9 +65,12 @@ def _write_density(path, shape_zyx=(25, 30, 27), voxel_size_a=1.3, seed=0, geome
 
 
 def _infer(cfg_dir, argv):
-    from locres.report.run import infer_from_config
+    from locres.pipeline import infer_from_config
 
-    run_cli(lambda cfg: infer_from_config(cfg, config_dir=cfg_dir), "infer", config_dir=cfg_dir, argv=argv)
+    def task(cfg):  # what infer.py does: the library returns the table, the entry point prints it
+        print(infer_from_config(cfg, config_dir=cfg_dir)["table"])
+
+    run_cli(task, "infer", config_dir=cfg_dir, argv=argv)
 
 
 def _error_lines(text):
@@ -332,7 +335,7 @@ def test_sharpening_check_end_to_end(fake_registered, tmp_path, capsys):
 
 def _deepres_checkpoint(tmp_path) -> Path:
     """The bundled checkpoint when it exists, else an untrained compact net (geometry does not need skill)."""
-    from locres.report.run import DEMO_CHECKPOINT
+    from locres.pipeline.infer import DEMO_CHECKPOINT
 
     if DEMO_CHECKPOINT.exists():
         return DEMO_CHECKPOINT
@@ -367,7 +370,7 @@ def test_shared_maps_deepres_with_and_without_mask_overlay_input(shared_data, tm
                 mask = given[0] if given else tmp_path / f"{path.stem}_auto" / "deepres_mask.mrc"
                 argv.append(f"input.mask={mask}")
             run_cli(
-                lambda cfg: __import__("locres.report.run", fromlist=["x"]).infer_from_config(
+                lambda cfg: __import__("locres.pipeline", fromlist=["x"]).infer_from_config(
                     cfg, REPO / "configs"
                 ),
                 "infer",

@@ -1,6 +1,6 @@
 """Reports for local-resolution maps: JSON summaries, pictures, ChimeraX scripts, comparisons.
 
-Pure functions of arrays that return dicts, text or PNG bytes; :mod:`locres.pipeline` writes them.
+Pure functions of arrays that return dicts, text or PNG bytes; :mod:`locres.pipeline.outputs` writes them.
 """
 
 from locres.report.compare import compare_maps
