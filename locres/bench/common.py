@@ -87,8 +87,11 @@ def resolve_runner(variant: Variant) -> Callable:
         mod_name, fn_name = variant.method.split(":", 1)
         return getattr(importlib.import_module(mod_name), fn_name)
     from locres.methods import get_method
+    from locres.pipeline.execute import call_method
 
-    return get_method(variant.method).run
+    module = get_method(variant.method)
+    # the pipeline's call: parameters checked, the network of a NEEDS_MODEL method loaded
+    return lambda inputs, **params: call_method(variant.method, module, inputs, params)
 
 
 def inputs_for(variant: Variant, voxel_size_a: float, single_map: np.ndarray | None,

@@ -3,7 +3,8 @@
 ``python -m locres.bench.speed_deepres [--shape 240] [--voxel 0.834] [--runs 3] [--threads 2]``
 
 Each timed run is a fresh subprocess (so its peak resident memory, ``ru_maxrss``, is its own) running
-``locres.methods.deepres.run`` on a synthetic phantom, with the given mask and with the automatic mask.
+``locres.methods.deepres.run`` (called as the pipeline calls it) on a synthetic phantom, with the given
+mask and with the automatic mask.
 The baseline is the same net evaluated box by box (``mode=boxes``) on a random subset of the needed box
 centres, extrapolated to all of them: both at every model voxel (what a per-voxel box method does) and
 on the same stride-s grid the fully convolutional pass evaluates. The net is the shipped model when
@@ -35,14 +36,15 @@ def _worker(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from locres.methods import MethodInputs
-    from locres.methods.deepres import run
+    from locres.methods import MethodInputs, deepres
+    from locres.pipeline.execute import call_method
 
     volume = np.load(args.map)
     mask = np.load(args.mask) if args.mask != "none" else None
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    out = run(MethodInputs(voxel_size_a=args.voxel, map=volume, mask=mask), checkpoint=args.ckpt)
+    inputs = MethodInputs(voxel_size_a=args.voxel, map=volume, mask=mask)
+    out = call_method("deepres", deepres, inputs, {"checkpoint": args.ckpt})
     seconds = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu_seconds = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)

@@ -226,6 +226,8 @@ def analytical_label_map(method: str, volume: np.ndarray, mask: np.ndarray, voxe
     from locres.methods import MethodInputs, get_method
 
     mod = get_method(method)
+    if getattr(mod, "NEEDS_MODEL", False):
+        raise LocresError(f"label maps come from analytical methods; {method} runs a trained network")
     sd = float(volume[mask].std()) if mask.any() else float(volume.std())
     n1 = rng.normal(0, noise_rel * sd, volume.shape).astype(np.float32)
     n2 = rng.normal(0, noise_rel * sd, volume.shape).astype(np.float32)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from locres.errors import LocresError
+from locres.models.loaded import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,12 @@ def load_deepres(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Modul
     log.info("loaded %s checkpoint %s (%s, model voxel %.3f A, range %.1f-%.1f A)", kind, p,
              net_config.get("_target_"), voxel_size_a, lo, hi)
     return net, meta
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu") -> LoadedModel:
+    """:func:`load_deepres` as the :class:`~locres.models.loaded.LoadedModel` the methods receive."""
+    net, meta = load_deepres(path, device=device)
+    return LoadedModel(net=net, meta=meta)
 
 
 def export_slim(path: str | os.PathLike, net: nn.Module, voxel_size_a: float,

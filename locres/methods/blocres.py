@@ -699,16 +699,12 @@ def shell_profile_figure(profile: dict):
 def run(inputs: MethodInputs, box: int | None = None, cutoff=0.5, step: int = 1, mode: str = "box",
         pad: int = 1, taper: str = "hann", edge: int | None = None, max_resolution_a: float = 0.0,
         shell_width: int | None = None, radii=None, origin=None, smooth: bool = False,
-        auto_mask: bool = True, matched_shells: bool = True, engine: str = "fast", name: str | None = None,
-        **unknown) -> LocalResolution:
+        auto_mask: bool = True, matched_shells: bool = True, engine: str = "fast") -> LocalResolution:
     """blocres on two half maps (``method=blocres``); parameters as in ``configs/method/blocres.yaml``.
 
     ``resolution_a`` holds the first cutoff's estimate; further cutoffs go in ``extra_maps`` as
     ``cutoff_<c>``. ``engine="reference"`` runs the box-by-box reference (slow; for checks).
     """
-    if unknown:
-        raise LocresError(f"unknown blocres parameter(s) {', '.join(sorted(unknown))}: "
-                          "see configs/method/blocres.yaml")
     if not inputs.has_halves:
         raise LocresError("blocres needs two half maps: set input.half1 and input.half2")
     if mode not in ("box", "shell"):

@@ -21,6 +21,10 @@ Without a mask, :func:`automatic_mask` makes one: the standardised map Gaussian-
 deviations of the smoothed map) and Otsu's threshold, but never below 2 % of the way from the median to
 the 99.9th percentile (solvent-flattened maps); components smaller than 5 % of the largest are
 dropped, holes filled, and the mask dilated by 2 A. It is returned in ``LocalResolution.mask``.
+
+The network arrives loaded: ``NEEDS_MODEL = True`` tells the pipeline to load
+``method.checkpoint`` (or :func:`default_checkpoint` of the inputs) with :mod:`locres.io.checkpoints`
+on the inputs' device and to call ``run(inputs, model=LoadedModel, ...)``; this module reads no file.
 """
 
 from __future__ import annotations
@@ -38,14 +42,15 @@ from locres.core.devices import resolve_device
 from locres.core.fourier import lowpass_gaussian
 from locres.core.maps import MapGeometry, MapVolume, resample_onto, to_model_grid
 from locres.errors import LocresError
-from locres.io.checkpoints import load_deepres
 from locres.methods import LocalResolution, MethodInputs
+from locres.models.loaded import LoadedModel
 from locres.models.normalise import standardise_map
 
 log = logging.getLogger(__name__)
 
 NAME = "deepres"
 INPUTS = "map_or_halves"
+NEEDS_MODEL = True  # the pipeline loads the checkpoint and passes run(..., model=LoadedModel)
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "deepres_default.pt"
 DEFAULT_CHUNK_VOXELS = {"cpu": 96**3, "cuda": 192**3}
 
@@ -158,8 +163,8 @@ def predict_local_resolution_a(volume: np.ndarray, voxel_size_a: float, mask: np
     mask : (z, y, x) bool array or None
         Voxels to estimate; None -> :func:`automatic_mask`.
     net, meta
-        From :func:`locres.io.checkpoints.load_deepres` (``meta`` gives ``voxel_size_a`` and
-        ``resolution_range_a``).
+        A :class:`~locres.models.loaded.LoadedModel`'s ``net`` and ``meta`` (``meta`` gives
+        ``voxel_size_a`` and ``resolution_range_a``).
     device : "cpu" or "cuda"
     chunk_voxels : int, optional
         Model-grid output voxels per chunk of the fully convolutional pass (bounds memory).
@@ -242,18 +247,21 @@ def predict_local_resolution_a(volume: np.ndarray, voxel_size_a: float, mask: np
     return res
 
 
-def run(inputs: MethodInputs, checkpoint: str | None = None, mask_smooth_a: float = 6.0,
-        mask_sigma: float = 4.0, chunk_voxels: int | None = None, box_stride: int = 2,
-        batch_size: int = 256, mode: str = "auto", **_ignored) -> LocalResolution:
-    """DeepRes on the map (or the half-map average); see the module docstring."""
-    if _ignored:
-        log.warning("deepres ignores unknown parameters: %s", ", ".join(sorted(_ignored)))
+def default_checkpoint(inputs: MethodInputs) -> Path:
+    """The shipped model that suits ``inputs`` when no ``method.checkpoint`` is given (a path only).
+
+    Today one model reads the map (or the half-map average); a half-map model would be chosen here when
+    ``inputs.has_halves``.
+    """
+    return DEFAULT_CHECKPOINT
+
+
+def run(inputs: MethodInputs, model: LoadedModel, mask_smooth_a: float = 6.0, mask_sigma: float = 4.0,
+        chunk_voxels: int | None = None, box_stride: int = 2, batch_size: int = 256,
+        mode: str = "auto") -> LocalResolution:
+    """DeepRes on the map (or the half-map average) with a loaded ``model``; see the module docstring."""
     device = resolve_device(inputs.device)
-    path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
-    if not checkpoint and not path.is_file():
-        raise LocresError(f"the shipped DeepRes model {path} is missing: train one (python train.py) "
-                          "and give method.checkpoint=PATH")
-    net, meta = load_deepres(path, device=device)
+    net, meta = model.net, model.meta
     volume = inputs.average_map()
     v = float(inputs.voxel_size_a)
     lo, hi = meta["resolution_range_a"]
@@ -262,7 +270,7 @@ def run(inputs: MethodInputs, checkpoint: str | None = None, mask_smooth_a: floa
                           f"is beyond its trained range {lo:.1f}-{hi:.1f} A)")
     auto = inputs.mask is None
     mask = automatic_mask(volume, v, mask_smooth_a, mask_sigma) if auto else np.asarray(inputs.mask, bool)
-    info = {"checkpoint": str(path), "net": meta["net_config"].get("_target_"), "device": device,
+    info = {"checkpoint": model.path, "net": meta["net_config"].get("_target_"), "device": device,
             "mask": "automatic" if auto else "given",
             "source": "map" if inputs.map is not None else "half average"}
     if auto:

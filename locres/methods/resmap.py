@@ -413,14 +413,11 @@ def resmap_local_resolution(volume: np.ndarray, voxel_size_a: float, mask: np.nd
 def run(inputs: MethodInputs, p_value: float = 0.05, min_res_a: float | None = None,
         max_res_a: float | None = None, step_a: float = 1.0, prewhiten: bool = True,
         prewhiten_elbow_a: float | None = None, prewhiten_ramp: float = 1.0, eig_keep_fraction: float = 0.1,
-        null_model: str = "consistent", mask_threshold: float = 0.05, name: str | None = None,
-        **unused) -> LocalResolution:
+        null_model: str = "consistent", mask_threshold: float = 0.05) -> LocalResolution:
     """Adapter for ``infer.py``: half maps -> split mode, else single-map mode (see the module docstring).
 
     Without ``inputs.mask`` the mask is :func:`auto_mask` of the (average) map at ``mask_threshold``.
     """
-    if unused:
-        raise LocresError(f"unknown resmap parameter(s): {', '.join(sorted(unused))}")
     vx = float(inputs.voxel_size_a)
     volume = inputs.average_map().astype(np.float32)
     if volume.ndim != 3 or not np.all(np.isfinite(volume)):

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from locres.errors import LocresError
-from locres.io.checkpoints import export_slim, load_deepres
+from locres.io.checkpoints import export_slim, load_deepres, load_model
 from locres.methods import MethodInputs, deepres
 from locres.models.nets import CompactResNet, DeepResPaperNet
+from locres.pipeline.execute import call_method
 from locres.simulate.phantom import make_synthetic_phantom
 
 RANGE = (2.0, 15.0)
@@ -27,13 +28,19 @@ def ckpt(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def model(ckpt):
+    return load_model(ckpt)
+
+
+@pytest.fixture(scope="module")
 def phantom():
     return make_synthetic_phantom((37, 44, 30), voxel_size_a=0.8, resolution_range_a=(3.0, 8.0), seed=3)
 
 
-def test_output_on_input_grid_with_mask(ckpt, phantom):
+def test_output_on_input_grid_with_mask(model, ckpt, phantom):
     inputs = MethodInputs(voxel_size_a=0.8, map=phantom.map, mask=phantom.mask)
-    out = deepres.run(inputs, checkpoint=str(ckpt))
+    out = deepres.run(inputs, model=model)
+    assert out.info["checkpoint"] == str(ckpt)
     r = out.resolution_a
     assert r.shape == phantom.map.shape and r.dtype == np.float32
     assert np.all(r[~phantom.mask] == 0)
@@ -44,18 +51,18 @@ def test_output_on_input_grid_with_mask(ckpt, phantom):
 
 
 @pytest.mark.parametrize("use_mask", [True, False])
-def test_scale_and_offset_free(ckpt, phantom, use_mask):
+def test_scale_and_offset_free(model, phantom, use_mask):
     m = phantom.mask if use_mask else None
-    ref = deepres.run(MethodInputs(voxel_size_a=0.8, map=phantom.map, mask=m), checkpoint=str(ckpt))
+    ref = deepres.run(MethodInputs(voxel_size_a=0.8, map=phantom.map, mask=m), model=model)
     for other in (1000.0 * phantom.map, phantom.map + 3.0 * float(phantom.map.std())):
-        got = deepres.run(MethodInputs(voxel_size_a=0.8, map=other, mask=m), checkpoint=str(ckpt))
+        got = deepres.run(MethodInputs(voxel_size_a=0.8, map=other, mask=m), model=model)
         if not use_mask:
             np.testing.assert_array_equal(got.mask, ref.mask)
         np.testing.assert_allclose(got.resolution_a, ref.resolution_a, rtol=1e-3, atol=1e-3)
 
 
-def test_automatic_mask_no_holes(ckpt, phantom):
-    out = deepres.run(MethodInputs(voxel_size_a=0.8, map=phantom.map), checkpoint=str(ckpt))
+def test_automatic_mask_no_holes(model, phantom):
+    out = deepres.run(MethodInputs(voxel_size_a=0.8, map=phantom.map), model=model)
     assert out.mask is not None and out.mask.shape == phantom.map.shape
     # the automatic mask finds the molecule: most of the true mask, not most of the solvent
     assert (out.mask & phantom.mask).sum() > 0.8 * phantom.mask.sum()
@@ -79,22 +86,25 @@ def test_box_only_net_and_half_maps(tmp_path, phantom):
     net = DeepResPaperNet(box_size=7, filters=2, kernel_size=3, dense_width=8, output="softplus")
     ck = export_slim(tmp_path / "paper.pt", net, 1.0, (1.9, 13.0))
     inputs = MethodInputs(voxel_size_a=0.8, half1=phantom.half1, half2=phantom.half2, mask=phantom.mask)
-    out = deepres.run(inputs, checkpoint=str(ck))
+    out = deepres.run(inputs, model=load_model(ck))
     assert out.info["evaluation"] == "boxes" and out.info["source"] == "half average"
     assert np.all(out.resolution_a[phantom.mask] > 0)
 
 
-def test_bad_inputs(ckpt, phantom, tmp_path):
+def test_bad_inputs(model, phantom, tmp_path):
+    # checkpoints are read by the pipeline's loader (method.checkpoint), not by the method
     with pytest.raises(LocresError, match="does not exist"):
-        deepres.run(MethodInputs(voxel_size_a=0.8, map=phantom.map), checkpoint=str(tmp_path / "none.pt"))
+        call_method("deepres", deepres, MethodInputs(voxel_size_a=0.8, map=phantom.map),
+                    {"checkpoint": str(tmp_path / "none.pt")})
     (tmp_path / "bad.pt").write_bytes(b"\x00garbage" * 10)
-    with pytest.raises(LocresError):
-        deepres.run(MethodInputs(voxel_size_a=0.8, map=phantom.map), checkpoint=str(tmp_path / "bad.pt"))
+    with pytest.raises(LocresError, match="damaged"):
+        call_method("deepres", deepres, MethodInputs(voxel_size_a=0.8, map=phantom.map),
+                    {"checkpoint": str(tmp_path / "bad.pt")})
     with pytest.raises(LocresError, match="empty"):
         deepres.run(MethodInputs(voxel_size_a=0.8, map=phantom.map, mask=np.zeros_like(phantom.mask)),
-                    checkpoint=str(ckpt))
+                    model=model)
     with pytest.raises(LocresError, match="too coarse"):
-        deepres.run(MethodInputs(voxel_size_a=8.0, map=phantom.map), checkpoint=str(ckpt))
+        deepres.run(MethodInputs(voxel_size_a=8.0, map=phantom.map), model=model)
 
 
 @pytest.mark.skipif(not deepres.DEFAULT_CHECKPOINT.is_file(), reason="no shipped model yet")
@@ -104,7 +114,8 @@ def test_shipped_model_reads_a_uniform_phantom():
     for res_a in (4.0, 8.0):
         ph = make_synthetic_phantom((56, 56, 56), voxel_size_a=1.0, resolution_range_a=(res_a, res_a + 1e-3),
                                     pattern="radial", snr=20.0, seed=5)
-        out = deepres.run(MethodInputs(voxel_size_a=1.0, map=ph.map, mask=ph.mask))
+        # no method.checkpoint: the pipeline's loader picks default_checkpoint(inputs)
+        out = call_method("deepres", deepres, MethodInputs(voxel_size_a=1.0, map=ph.map, mask=ph.mask))
         errs.append(abs(float(np.median(out.resolution_a[ph.mask])) - res_a))
     assert max(errs) < 1.5
 
