@@ -39,7 +39,7 @@ def train(cfg) -> dict:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from locres.models.training import finish_run
+    from locres.training import finish_run
 
     if "wandb" in (cfg.get("logger") or {}):
         os.environ.setdefault("WANDB_MODE", "offline" if cfg.logger.wandb.get("offline", True) else "online")

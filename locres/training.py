@@ -1,6 +1,11 @@
-"""After ``trainer.fit``: test the best checkpoint on held-out structures, write metrics, export slim.
+"""Training orchestration around the nets: test, metrics files, slim export, phantom check.
 
-Kept out of ``train.py`` so the entry point stays thin; used by ``train.py`` and the benchmarks.
+The one module that joins ``models`` (nets, metrics), ``data`` (the held-out split), ``io``
+(checkpoints) and ``methods`` (DeepRes inference) for ``train.py`` and the benchmarks, so that
+``locres/models`` knows no dataset and no file. After ``trainer.fit``, :func:`finish_run` tests the best
+checkpoint on the held-out structures, writes ``metrics.json`` and the slim export; :func:`evaluate_boxes`
+is the pure scoring step; :func:`evaluate_phantoms` scores a checkpoint on phantoms of known local
+resolution. ``python -m locres.training CKPT [SHARDS_DIR]`` prints a checkpoint's held-out metrics.
 """
 
 from __future__ import annotations
@@ -89,12 +94,13 @@ def evaluate_phantoms(checkpoint: str, model_files: list, resolution_range_a=(3.
     varies in space, made from held-out atomic models (noise-free ``clean`` map and the noisy ``map``)."""
     import numpy as np
 
+    from locres.io.checkpoints import load_model
     from locres.io.models import entry_id, read_structure
-    from locres.methods import MethodInputs
-    from locres.methods.deepres import run as deepres_run
+    from locres.methods import MethodInputs, deepres
     from locres.simulate.density import simulate_map_centered
     from locres.simulate.phantom import make_phantom
 
+    model = load_model(checkpoint)
     rows = []
     for path in model_files:
         density = simulate_map_centered(read_structure(path), 1.0, padding_a=12.0).data
@@ -103,8 +109,8 @@ def evaluate_phantoms(checkpoint: str, model_files: list, resolution_range_a=(3.
         row = {"entry": entry_id(path), "shape_zyx": list(density.shape)}
         for kind in ("clean", "map"):
             t0 = time.perf_counter()
-            res = deepres_run(MethodInputs(voxel_size_a=1.0, map=getattr(ph, kind), mask=ph.mask),
-                              checkpoint=checkpoint).resolution_a
+            res = deepres.run(MethodInputs(voxel_size_a=1.0, map=getattr(ph, kind), mask=ph.mask),
+                              model=model).resolution_a
             err = res[ph.mask] - ph.truth_a[ph.mask]
             row[kind] = {"mae_a": round(float(np.abs(err).mean()), 3), "bias_a": round(float(err.mean()), 3),
                          "seconds": round(time.perf_counter() - t0, 2)}
@@ -117,7 +123,7 @@ def evaluate_phantoms(checkpoint: str, model_files: list, resolution_range_a=(3.
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Held-out test metrics of a checkpoint: ``python -m locres.models.training CKPT [SHARDS_DIR]``.
+    """Held-out test metrics of a checkpoint: ``python -m locres.training CKPT [SHARDS_DIR]``.
 
     Uses the data settings of ``configs/data/shards.yaml`` (test split, 12 resolutions over the
     checkpoint's range, 32 boxes per map, seed 0) and prints the metrics as JSON.
