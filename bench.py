@@ -69,4 +69,4 @@ if __name__ == "__main__":
     except ImportError:
         _fallback_cli()
     else:
-        run_cli(main, config_name="bench")
+        run_cli(main, config_name="bench", doc=__doc__)

@@ -29,4 +29,4 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
-    run_cli(main, config_name="infer", config_dir=CONFIG_DIR)
+    run_cli(main, config_name="infer", config_dir=CONFIG_DIR, doc=__doc__)

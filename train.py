@@ -71,4 +71,4 @@ def train(cfg) -> dict:
 
 
 if __name__ == "__main__":
-    run_cli(train, config_name="train")
+    run_cli(train, config_name="train", doc=__doc__)

@@ -7,10 +7,12 @@ environment variable ``LOCRES_DEBUG=1``).
 
 Hydra is kept at the edge: the config is composed first with Hydra's compose API so that a bad override
 (``method=nosuch``, ``input.mapp=x``) gives a one-line error instead of Hydra's multi-line report, and
-then the task runs under ``hydra.main`` so Hydra's own flags (``--help``, ``--cfg job``, ``-m``) keep
-working. Whether Hydra changes directory or writes ``outputs/`` folders is decided by each primary
-config's ``hydra:`` node (``infer.yaml`` sets ``run.dir: .``, ``output_subdir: null``, ``job.chdir:
-false``).
+then the task runs under ``hydra.main`` so Hydra's own flags (``--cfg job``, ``-m``, ``--hydra-help``)
+keep working. ``--help`` (``-h``) is answered here, before Hydra: :func:`usage_text` shows the entry
+point's own docstring, the keys of its primary config with their comments and the config groups it uses
+(not every group in ``configs/``). Whether Hydra changes directory or writes ``outputs/`` folders is
+decided by each primary config's ``hydra:`` node (``infer.yaml`` sets ``run.dir: .``, ``output_subdir:
+null``, ``job.chdir: false``).
 """
 
 from __future__ import annotations
@@ -146,11 +148,96 @@ def _preflight(config_name: str, config_dir: Path, overrides: list[str]) -> Any:
         GlobalHydra.instance().clear()
 
 
+HELP_FLAGS = ("--help", "-h")
+_SKIP_KEYS = ("defaults", "hydra")
+
+
+def _split_comment(line: str) -> tuple[str, str]:
+    """``"key: value   # text"`` -> (``"key: value"``, ``"text"``)."""
+    body, _, comment = line.partition(" #")
+    return body.strip(), comment.strip()
+
+
+def config_options(text: str) -> list[tuple[str, str, str]]:
+    """(key, default, comment) for the top-level keys of a YAML config and their direct children.
+
+    ``defaults`` and ``hydra`` are left out, and so are private keys (``_target_``, ``_partial_``).
+    """
+    out, top = [], None
+    for raw in text.splitlines():
+        if not raw.strip() or raw.lstrip().startswith(("#", "-")):
+            continue
+        indent = len(raw) - len(raw.lstrip())
+        body, comment = _split_comment(raw)
+        key, sep, value = body.partition(":")
+        if not sep:
+            continue
+        if indent == 0:
+            top = key
+        if top in _SKIP_KEYS or key.startswith("_") or indent not in (0, 2):
+            continue
+        out.append((key if indent == 0 else f"{top}.{key}", value.strip(), comment))
+    return out
+
+
+def _top_keys(text: str) -> set[str]:
+    return {ln.split(":", 1)[0] for ln in text.splitlines() if ln[:1].isalpha() and ":" in ln}
+
+
+def _belongs(option_file: Path, primary_keys: set[str]) -> bool:
+    """A ``@package _global_`` option (an experiment) belongs to the entry point whose config has every
+    top-level key it sets (``configs/experiment`` holds train's and bench's experiments side by side)."""
+    text = option_file.read_text()
+    if "@package _global_" not in text:
+        return True
+    return _top_keys(text) - {"defaults"} <= primary_keys
+
+
+def config_groups(text: str, config_dir: Path) -> list[tuple[str, str, str, list[str]]]:
+    """(group, default option, comment, the options that fit) for the groups in a config's defaults."""
+    out, in_defaults = [], False
+    for raw in text.splitlines():
+        if not raw.startswith((" ", "-")):
+            in_defaults = raw.startswith("defaults:")
+            continue
+        body, comment = _split_comment(raw)
+        if not in_defaults or not body.startswith("- ") or ":" not in body:
+            continue
+        group, _, option = (s.strip() for s in body[2:].partition(":"))
+        if group.startswith("override ") or group.startswith("/"):
+            continue
+        out.append((group, option, comment, []))
+    keys = _top_keys(text) | {g for g, *_ in out}
+    for group, _, _, options in out:
+        options += sorted(p.stem for p in (config_dir / group).glob("*.yaml") if _belongs(p, keys))
+    return out
+
+
+def usage_text(config_name: str, config_dir: str | os.PathLike, doc: str | None = None) -> str:
+    """The ``--help`` text of an entry point: its docstring, its config's options and its groups."""
+    config_dir = Path(config_dir)
+    text = (config_dir / f"{config_name}.yaml").read_text()
+    lines = [doc.strip(), ""] if doc and doc.strip() else []
+    options = [(f"{k}={v}" if v else f"{k}.*", c) for k, v, c in config_options(text)]
+    width = 34
+    lines.append(f"Options (key=value; defaults from configs/{config_name}.yaml):")
+    lines += [f"  {kv:<{width}}  {c}".rstrip() for kv, c in options]
+    groups = config_groups(text, config_dir)
+    if groups:
+        lines += ["", "Config groups (group=option):"]
+        for group, option, comment, choices in groups:
+            what = f"{comment}; " if comment else ""
+            lines.append(f"  {f'{group}={option}':<{width}}  {what}one of: {', '.join(choices) or '-'}")
+    lines += ["", "Hydra's own flags: --hydra-help, --cfg job (show the composed config), -m (a sweep)."]
+    return "\n".join(lines) + "\n"
+
+
 def run_cli(
     task: Callable[[Any], Any],
     config_name: str,
     config_dir: str | os.PathLike | None = None,
     argv: Sequence[str] | None = None,
+    doc: str | None = None,
 ) -> Any:
     """Run ``task(cfg)`` as a command-line program with one-line errors.
 
@@ -160,6 +247,8 @@ def run_cli(
     config_name : primary config in ``config_dir`` (e.g. ``"infer"``).
     config_dir : folder of Hydra configs (default: the repository's ``configs/``).
     argv : command-line arguments (default ``sys.argv[1:]``).
+    doc : the entry point's usage (its module docstring), shown by ``--help``; default: the docstring
+        of ``__main__``.
 
     Raises
     ------
@@ -171,6 +260,10 @@ def run_cli(
     config_dir = Path(config_dir or CONFIG_DIR).resolve()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(argv)
+    if any(a in HELP_FLAGS for a in argv):
+        main_doc = getattr(sys.modules.get("__main__"), "__doc__", None)
+        sys.stdout.write(usage_text(config_name, config_dir, doc if doc is not None else main_doc))
+        return None
     flags = [a for a in argv if a.startswith("-")]
     if not flags:  # plain overrides: check them before Hydra prints its own multi-line report
         try:

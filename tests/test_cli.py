@@ -94,3 +94,58 @@ def test_error_message_for_oom_and_oserror():
     assert error_message(FileNotFoundError(2, "No such file or directory", "x.mrc")) == (
         "No such file or directory: x.mrc"
     )
+
+
+# ------------------------------------------------------------------------------------------- --help
+def test_usage_text_known_answer(tmp_path):
+    """Options, children, comments and only the experiments that fit this entry point's config."""
+    from locres.cli import usage_text
+
+    (tmp_path / "method").mkdir()
+    (tmp_path / "experiment").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "method" / f"{name}.yaml").write_text(f"name: {name}\n")
+    (tmp_path / "experiment" / "mine.yaml").write_text("# @package _global_\nout: x\n")
+    (tmp_path / "experiment" / "other.yaml").write_text("# @package _global_\ntrainer: {}\n")
+    (tmp_path / "run.yaml").write_text(
+        "defaults:\n  - method: a      # the estimator\n  - experiment: null\n"
+        "  - override hydra/job_logging: none\n  - _self_\n"
+        "out: null   # where outputs go\ninput:\n  map: m.mrc  # the map\n  _target_: x\n"
+        "hydra:\n  run:\n    dir: .\n"
+    )
+    text = usage_text("run", tmp_path, doc="Do a thing.\n\n    python run.py out=DIR\n")
+    lines = [ln.rstrip() for ln in text.splitlines()]
+    assert lines[0] == "Do a thing." and "    python run.py out=DIR" in lines
+    assert any(ln.split() == ["out=null", "where", "outputs", "go"] for ln in lines)
+    assert any(ln.split() == ["input.map=m.mrc", "the", "map"] for ln in lines)
+    assert any(ln.split()[:2] == ["method=a", "the"] and ln.endswith("one of: a, b") for ln in lines)
+    assert any(ln.split() == ["experiment=null", "one", "of:", "mine"] for ln in lines)
+    assert "_target_" not in text and "hydra.run" not in text and "job_logging" not in text
+
+
+@pytest.mark.parametrize(
+    ("entry", "present", "absent"),
+    [
+        ("infer.py", ["python infer.py method=deepres", "input.map=null", "method=deepres", "output.dir"],
+         ["trainer=", "logger=", "groundtruth", "experiment="]),
+        ("train.py", ["Train a resolution net", "trainer=cpu", "ckpt_path=null", "experiment=default"],
+         ["input.map", "method=", "groundtruth", "quick"]),
+        ("bench.py", ["Ground-truth benchmark", "output_dir=", "groundtruth.n_models", "quick"],
+         ["input.map", "trainer=", "smoke"]),
+    ],
+)
+def test_entry_point_help_is_its_own(entry, present, absent, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    proc = subprocess.run([sys.executable, str(repo / entry), "--help"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    for word in present:
+        assert word in proc.stdout, word
+    for word in absent:
+        assert word not in proc.stdout, word
+    assert not list(tmp_path.iterdir())  # --help writes nothing
