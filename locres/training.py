@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     from locres.io.checkpoints import load_deepres
 
     argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        raise SystemExit("usage: python -m locres.training CKPT [SHARDS_DIR] (held-out test metrics as JSON)")
     net, meta = load_deepres(argv[0])
     dm = DeepResDataModule(source="shards", shards_dir=argv[1] if len(argv) > 1 else "runs/training_set",
                            box_size=net.box_size, recipe={"voxel_size_a": meta["voxel_size_a"],
