@@ -4,9 +4,16 @@ Every method module defines
 
 - ``NAME``: the method name used on the command line (``method=NAME``);
 - ``INPUTS``: ``"map"`` (one map), ``"halves"`` (two half maps) or ``"map_or_halves"``;
-- ``run(inputs: MethodInputs, **params) -> LocalResolution``: the adapter ``infer.py`` calls.
+- ``run(inputs: MethodInputs, key=default, ...) -> LocalResolution``: the adapter the pipeline calls,
+  with the keys of ``configs/method/NAME.yaml`` as its keyword parameters (the pipeline refuses any
+  other key in one line, :func:`locres.pipeline.execute.check_parameters`; a ``run(inputs, **params)``
+  is checked against the config file's keys);
+- optionally ``NEEDS_MODEL = True`` and ``default_checkpoint(inputs) -> Path``: the method runs a trained
+  network; the pipeline loads ``method.checkpoint`` (else the default for these inputs) and calls
+  ``run(inputs, model=LoadedModel, ...)`` (:class:`locres.models.loaded.LoadedModel`).
 
-The numerical functions take arrays plus ``voxel_size_a`` and never open files or read configs.
+The numerical functions take arrays, loaded networks and ``voxel_size_a`` and never open files or read
+configs.
 """
 
 from __future__ import annotations
