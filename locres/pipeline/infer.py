@@ -21,7 +21,7 @@ import locres
 import locres.methods as registry
 from locres.core.devices import resolve_device
 from locres.errors import LocresError
-from locres.pipeline.execute import run_method
+from locres.pipeline.execute import check_parameters, load_method, run_method
 from locres.pipeline.inputs import LoadedInputs, load_inputs
 from locres.pipeline.outputs import Options, OutputStage, RunRecord, map_for_cxc, write_method_outputs
 from locres.report import chimerax, plots
@@ -171,6 +171,16 @@ def _method_names(method: str, loaded: LoadedInputs, only, skip, broken, skipped
     return names
 
 
+def _check_parameters_first(names: Sequence[str], params: Mapping[str, Mapping[str, Any]]) -> None:
+    """Refuse a parameter a method does not take before anything runs (``method=all`` included)."""
+    for n in names:
+        try:
+            module = load_method(n)
+        except LocresError:  # not installed: method=all skips it later, with the reason
+            continue
+        check_parameters(n, module, params.get(n, {}))
+
+
 def _run_reference(stage, name, reference, loaded, params, reference_map, options) -> RunRecord:
     """Sharpening check: the method on the unsharpened reference map (its mask is then shared)."""
     ref_run = run_method(name, reference, params)
@@ -249,6 +259,7 @@ def run_infer(
     records: dict[str, RunRecord] = {}
     skipped: dict[str, str] = {}
     names = _method_names(method, loaded, only, skip, broken, skipped)
+    _check_parameters_first(names, params)
     sharp_check = comparison = rec_ref = None
     with OutputStage(out_dir, overwrite=options.overwrite) as stage:
         map_rel = map_for_cxc(stage, loaded) if options.chimerax else None

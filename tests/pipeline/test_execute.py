@@ -172,3 +172,25 @@ def test_infer_refuses_an_unknown_method_parameter_end_to_end(tmp_path, capsys):
     assert ex.value.code == 1 and len(err) == 1, err
     assert err[0].startswith("error: method deepres has no parameter 'foo' (it takes: checkpoint, mask_")
     assert not out.exists()
+
+
+def test_method_all_refuses_a_bad_override_before_running(monkeypatch, tmp_path):
+    from locres.core.maps import MapGeometry
+    from locres.io.maps import write_map
+    from locres.pipeline import run_infer
+
+    calls = []
+
+    def run(inputs, level_a: float = 4.0):
+        calls.append(level_a)
+        return _constant_run(inputs, level_a)
+
+    monkeypatch.setitem(sys.modules, "locres.methods.toy", _module(run))
+    monkeypatch.setattr(registry, "METHOD_NAMES", (*registry.METHOD_NAMES, "toy"))
+    write_map(tmp_path / "m.mrc", _inputs((10, 10, 10)).map, MapGeometry.new((10, 10, 10), 1.0))
+    out = tmp_path / "out"
+    with pytest.raises(LocresError, match="method toy has no parameter 'bogus'"):
+        run_infer("all", {"toy": {"bogus": 1}}, out, map_path=str(tmp_path / "m.mrc"), only=["toy"])
+    assert calls == [] and not out.exists()
+    result = run_infer("all", {"toy": {"level_a": 5.0}}, out, map_path=str(tmp_path / "m.mrc"), only=["toy"])
+    assert calls == [5.0] and result["summaries"][0]["median_a"] == 5.0 and "toy" in result["table"]
