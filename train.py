@@ -31,6 +31,21 @@ def resolve_ckpt(ckpt_path: str | None, run_dir: str) -> str | None:
     return str(p)
 
 
+def run_directory(cfg) -> str:
+    """The run's directory: Hydra's output directory for this run or sweep job (``cfg.run_dir``).
+
+    Every path of a run (checkpoints, metrics, csv/wandb logs, .hydra/) derives from it, so a sweep job
+    never writes into another's folder. ``run_dir`` set by hand would split a run in two: refused.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    out = HydraConfig.get().runtime.output_dir
+    if Path(str(cfg.run_dir)).resolve() != Path(out).resolve():
+        raise LocresError(f"run_dir is derived from Hydra's output directory ({out}); "
+                          f"to write a run elsewhere use hydra.run.dir={cfg.run_dir}")
+    return out
+
+
 def train(cfg) -> dict:
     import time
 
@@ -47,7 +62,8 @@ def train(cfg) -> dict:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True)
-    ckpt = resolve_ckpt(cfg.get("ckpt_path"), cfg.run_dir)
+    run_dir = run_directory(cfg)
+    ckpt = resolve_ckpt(cfg.get("ckpt_path"), run_dir)
     net = instantiate(cfg.model)
     if cfg.get("init_from"):  # fine-tune: start from another run's weights (not a resume)
         from locres.io.checkpoints import load_deepres
@@ -64,7 +80,7 @@ def train(cfg) -> dict:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     log.info("net %s: box %d, %d parameters; run dir %s", type(net).__name__, net.box_size,
-             sum(p.numel() for p in net.parameters()), cfg.run_dir)
+             sum(p.numel() for p in net.parameters()), run_dir)
     started = time.time()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
     return finish_run(trainer, module, datamodule, OmegaConf.to_container(cfg, resolve=True), started)

@@ -39,8 +39,8 @@ def models_dir(tmp_path_factory) -> Path:
 
 
 def _run(argv, capsys):
-    """Run train.py in-process; returns (run_dir/metrics.json or None, exit code, stderr)."""
-    run_dir = Path(next(a for a in argv if a.startswith("run_dir=")).split("=", 1)[1])
+    """Run train.py in-process; returns (run dir's metrics.json or None, exit code, stderr)."""
+    run_dir = Path(next(a for a in argv if a.startswith("hydra.run.dir=")).split("=", 1)[1])
     (run_dir / "metrics.json").unlink(missing_ok=True)
     try:
         run_cli(train_py.train, "train", argv=argv)
@@ -52,7 +52,7 @@ def _run(argv, capsys):
 
 
 def _smoke(tmp_path, models_dir, *extra):
-    return ["experiment=smoke", f"run_dir={tmp_path / 'run'}", f"data.models_dir={models_dir}",
+    return ["experiment=smoke", f"hydra.run.dir={tmp_path / 'run'}", f"data.models_dir={models_dir}",
             "data.max_structures=1", "data.steps_per_epoch=2", "callbacks.progress_bar.refresh_rate=0",
             *extra]
 
@@ -75,6 +75,41 @@ def test_smoke_writes_loadable_checkpoint_and_resumes(tmp_path, models_dir, caps
     out, code, err = _run(args, capsys)
     assert code == 0, err
     assert out["global_step"] == step1 + 2
+    # everything of the run is under hydra.run.dir: config, checkpoints, metrics, csv logs
+    run = tmp_path / "run"
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / "csv" / "metrics.csv").is_file()
+    names = sorted(p.name for p in ckpts.iterdir())
+    assert len(names) == 2 and names[0].startswith("best-") and names[1] == "last.ckpt"
+    assert Path(out["last_checkpoint"]).resolve() == (ckpts / "last.ckpt").resolve()
+
+
+def test_sweep_jobs_get_their_own_directories(tmp_path, models_dir, capsys):
+    """``-m`` with two learning rates: two job folders, each with its own checkpoints and metrics."""
+    sweep = tmp_path / "sweep"
+    args = [a for a in _smoke(tmp_path, models_dir, "trainer.max_epochs=1", "test=false",
+                              "data.steps_per_epoch=1") if not a.startswith("hydra.run.dir=")]
+    try:
+        run_cli(train_py.train, "train", argv=["-m", *args, f"hydra.sweep.dir={sweep}",
+                                                "module.optimizer.lr=0.001,0.003"])
+    except SystemExit as e:
+        pytest.fail(f"sweep failed ({e.code}): {capsys.readouterr().err}")
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0", "1"]
+    lrs = []
+    for job in jobs:
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert Path(metrics["last_checkpoint"]).resolve() == (job / "checkpoints" / "last.ckpt").resolve()
+        assert sorted(p.name for p in (job / "checkpoints").iterdir()) == ["best-000.ckpt", "last.ckpt"]
+        assert (job / "csv" / "metrics.csv").is_file()
+        state = torch.load(job / "checkpoints" / "last.ckpt", weights_only=False)
+        lrs.append(state["optimizer_states"][0]["param_groups"][0]["initial_lr"])
+    assert lrs == [0.001, 0.003]
+
+
+def test_run_dir_is_not_set_by_hand(tmp_path, models_dir, capsys):
+    _, code, err = _run(_smoke(tmp_path, models_dir, f"run_dir={tmp_path / 'elsewhere'}"), capsys)
+    assert code == 1 and "use hydra.run.dir=" in err.strip().splitlines()[-1]
+    assert not (tmp_path / "elsewhere").exists()
 
 
 @pytest.mark.parametrize("args, message", [
