@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from locres.io.paths import portable_path
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -108,8 +110,10 @@ def bench_data_prep(args) -> dict:
 
     def one(workers: int) -> dict:
         with tempfile.TemporaryDirectory(dir=REPO / "runs" if (REPO / "runs").is_dir() else None) as tmp:
-            cmd = [sys.executable, str(REPO / "data_prep" / "simulate_training_set.py"),
-                   f"models_dir={args.models}", f"out_dir={tmp}", f"workers={workers}", "progress=false"]
+            # relative to the repository (the subprocess runs there), so the recorded command is portable
+            cmd = [sys.executable, "data_prep/simulate_training_set.py",
+                   f"models_dir={portable_path(args.models, REPO)}", f"out_dir={portable_path(tmp, REPO)}",
+                   f"workers={workers}", "progress=false"]
             r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, cwd=REPO, capture_output=True,
@@ -133,7 +137,8 @@ def bench_data_prep(args) -> dict:
            "shared_machine": "yes: other engineers' jobs shared the same 2 cores; cpu_s (this process "
                              "and its "
                              "workers) is the less load-dependent number",
-           "models_dir": str(args.models), "runs": runs, "wall_s_median": statistics.median(walls),
+           "models_dir": portable_path(args.models, REPO), "runs": runs,
+           "wall_s_median": statistics.median(walls),
            "baseline_one_process": base}
     return out
 
