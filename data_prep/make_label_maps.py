@@ -26,7 +26,8 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from locres.cli import run_cli  # noqa: E402
 from locres.errors import LocresError  # noqa: E402
-from locres.io.maps import MAP_SUFFIXES, atomic_write_bytes  # noqa: E402
+from locres.io.atomic import atomic_write_bytes  # noqa: E402
+from locres.io.maps import MAP_SUFFIXES  # noqa: E402
 from locres.pipeline import Options, run_infer  # noqa: E402
 from locres.report.summary import to_json_bytes  # noqa: E402
 

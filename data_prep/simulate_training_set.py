@@ -27,7 +27,6 @@ from tqdm import tqdm  # noqa: E402
 from locres.cli import run_cli  # noqa: E402
 from locres.data.shards import (  # noqa: E402
     FORMAT,
-    atomic_write_json,
     manifest_name,
     shard_path,
     views_to_arrays,
@@ -35,6 +34,7 @@ from locres.data.shards import (  # noqa: E402
 from locres.data.simulated import Recipe, analytical_label_map, render_map, simulate_view  # noqa: E402
 from locres.data.splits import model_files, split_of  # noqa: E402
 from locres.errors import LocresError  # noqa: E402
+from locres.io.atomic import atomic_write_json  # noqa: E402
 from locres.io.models import entry_id, read_structure  # noqa: E402
 
 log = logging.getLogger("data_prep.simulate_training_set")
@@ -71,7 +71,7 @@ def simulate_model(path: Path, out_dir: Path, recipe: Recipe, views: int, maps_p
                                            for m, mk in rendered]))
         arrays = views_to_arrays(entry, recipe.voxel_size_a, vs, maps, masks, np.stack(res), np.stack(bfs),
                                  lab)
-        from locres.data.shards import atomic_write_npz
+        from locres.io.atomic import atomic_write_npz
 
         atomic_write_npz(shard_path(out_dir, entry), arrays)
         return {"entry": entry, "file": f"{entry}.npz", "views": views, "maps_per_view": maps_per_view,
@@ -143,7 +143,7 @@ def prepare(cfg) -> dict:
             rec["split"] = split_of(e)
             shards[e] = rec
         bar.update(1)
-        atomic_write_json(manifest_file, manifest())
+        atomic_write_json(manifest_file, manifest(), sort_keys=True)
 
     if int(cfg.workers) <= 1 or len(jobs) <= 1:
         for j in jobs:
@@ -155,7 +155,7 @@ def prepare(cfg) -> dict:
                 record(rec)
     bar.close()
     m = manifest()
-    atomic_write_json(manifest_file, m)
+    atomic_write_json(manifest_file, m, sort_keys=True)
     log.info("wrote %d shards (%d failed) to %s in %.1f s", len(shards), len(failures), out_dir, m["seconds"])
     if not shards:
         raise LocresError(f"no model of {cfg.models_dir} could be simulated ({len(failures)} failures)")

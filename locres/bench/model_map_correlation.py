@@ -23,7 +23,8 @@ from scipy import ndimage
 
 from locres.core.fourier import lowpass_raised_cosine
 from locres.core.maps import MapGeometry
-from locres.io.maps import atomic_write_bytes, read_map
+from locres.io.atomic import atomic_write_bytes
+from locres.io.maps import read_map
 from locres.io.models import read_structure
 from locres.simulate.density import atom_positions_a, simulate_map_in_frame
 

@@ -29,6 +29,7 @@ from locres.bench.common import machine_info
 from locres.bench.groundtruth import binned_metrics, spearman
 from locres.bench.outside import tlr_local_resolution_a
 from locres.core.fourier import lowpass_raised_cosine
+from locres.io.atomic import atomic_write_text
 from locres.methods import MethodInputs, blocres
 from locres.simulate.phantom import make_synthetic_phantom
 
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     except OSError:
         pass
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2, default=float))
+    atomic_write_text(args.out, json.dumps(result, indent=2, default=float))
     log.info("wrote %s", args.out)
 
 

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from locres.io.atomic import atomic_write_text
+
 log = logging.getLogger(__name__)
 OUT = Path("bench_results") / "speed_deepres.json"
 
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         "speedup_vs_box_same_samples": {"net_only": grid / fc_net},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     log.info("wrote %s: %.1f s median (net %.1f s), peak %.0f MB; box-by-box every voxel %.0f s (x%.0f)",
              args.out, fc_total, fc_net, results["given_mask"]["peak_rss_mb_max"], every, every / fc_net)
 

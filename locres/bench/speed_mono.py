@@ -32,6 +32,7 @@ import torch
 from locres.bench.common import machine_info
 from locres.bench.groundtruth import binned_metrics
 from locres.core.fourier import frequency_grid_per_a, lowpass_raised_cosine
+from locres.io.atomic import atomic_write_text
 from locres.methods import MethodInputs, monodir, monores, monotomo
 from locres.methods.monogenic import centred_radius
 from locres.simulate.phantom import make_synthetic_phantom
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         log.info("%s done in %.0f s", part, time.perf_counter() - t0)
         result["load_average_end"] = list(np.round(os.getloadavg(), 2))
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=1))
+        atomic_write_text(path, json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import torch
 from locres.bench.common import machine_info
 from locres.bench.groundtruth import binned_metrics
 from locres.core.fourier import lowpass_raised_cosine
+from locres.io.atomic import atomic_write_text
 from locres.methods import MethodInputs, resmap
 from locres.simulate.phantom import make_synthetic_phantom
 
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     result["accuracy"] = _accuracy(args.phantom_shape, args.device)
     result["load_average_end"] = list(np.round(os.getloadavg(), 2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2, default=float))
+    atomic_write_text(args.out, json.dumps(result, indent=2, default=float))
     log.info("wrote %s", args.out)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from locres.errors import LocresError
-from locres.io.maps import atomic_write_bytes
+from locres.io.atomic import atomic_write_bytes
 from locres.io.models import is_model_file, read_structure
 from locres.simulate.density import simulate_map_centered
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from locres.io.atomic import atomic_write_text
 from locres.io.paths import portable_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     res = bench_train(args) if args.what == "train" else bench_data_prep(args)
     out = Path(args.out or REPO / "bench_results" / f"speed_{args.what}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1))
+    atomic_write_text(out, json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
 
 

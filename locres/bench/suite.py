@@ -7,7 +7,6 @@ results section), ``pred_vs_true.png``, ``error_maps.png`` and ``sharpening.png`
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -21,6 +20,7 @@ from locres.bench.groundtruth import cases_from_config, run_groundtruth, test_en
 from locres.bench.realmaps import run_realmaps
 from locres.bench.sharpening import run_sharpening
 from locres.errors import LocresError
+from locres.io.atomic import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,8 @@ def run_bench(output_dir: str, variants: list[dict], groundtruth: dict, sharpeni
               f"Run on {m['date_utc']}: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']} "
               f"({m['torch_threads']} threads), device {device}; the machine was shared with other work. "
               f"Whole run: {results['seconds_total'] / 60:.1f} min.\n"]
-    (out_dir / "table.md").write_text("\n".join(header + md))
-    (out_dir / "results.json").write_text(json.dumps(_jsonable(results), indent=1))
+    atomic_write_text(out_dir / "table.md", "\n".join(header + md))
+    atomic_write_json(out_dir / "results.json", _jsonable(results))
     log.info("wrote %s and %s (%.1f min)", out_dir / "table.md", out_dir / "results.json",
              results["seconds_total"] / 60)
     return results

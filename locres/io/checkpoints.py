@@ -12,7 +12,6 @@ import importlib
 import logging
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from locres.errors import LocresError
+from locres.io.atomic import atomic_path
 from locres.models.loaded import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -169,13 +169,6 @@ def export_slim(path: str | os.PathLike, net: nn.Module, voxel_size_a: float,
             if k not in blob:
                 blob[k] = v
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         torch.save(blob, tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import mrcfile
@@ -19,6 +18,7 @@ import numpy as np
 
 from locres.core.maps import MapGeometry, MapVolume
 from locres.errors import LocresError
+from locres.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -112,32 +112,6 @@ def read_map(
     return MapVolume(data=data, geometry=geometry, path=str(p))
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_target(path: Path) -> Path:
-    """A temporary file beside ``path`` with the permissions a plain ``open`` would give it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_current_umask())
-    return Path(tmp)
-
-
-def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
-    """Write bytes to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _atomic_target(path)
-    try:
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_map(
     path: str | os.PathLike, data_zyx: np.ndarray, geometry: MapGeometry, label: str = "locres"
 ) -> None:
@@ -154,9 +128,7 @@ def write_map(
     axes = _file_to_zyx_axes(geometry.axis_order)
     inverse = tuple(int(i) for i in np.argsort(axes))
     file_data = np.ascontiguousarray(np.transpose(data_zyx, inverse))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         compression = "gzip" if path.suffix == ".gz" else None
         with mrcfile.new(tmp, overwrite=True, compression=compression) as mrc:
             if geometry.header is not None:
@@ -183,9 +155,6 @@ def write_map(
             mrc.update_header_stats()
             if label and int(mrc.header.nlabl) < 10:
                 mrc.add_label(label[:80])
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_volume(path: str | os.PathLike, volume: MapVolume, label: str = "locres") -> None:
