@@ -5,7 +5,7 @@
 
 Parallel over ``workers`` processes; resumable (a shard that exists is skipped; shards are written
 atomically); a model that fails to parse is skipped with a warning and counted in the manifest. The
-shard format is documented in :mod:`locres.data.shards`; the recipe in ``configs/data_prep.yaml``.
+shard format is documented in :mod:`locres.data.shards`; the recipe in ``configs/recipe/default.yaml``.
 """
 
 from __future__ import annotations

@@ -87,3 +87,27 @@ def test_callbacks_group(callbacks):
     if callbacks == "default":
         ck = next(c for c in cbs if type(c).__name__ == "ModelCheckpoint")
         assert ck.monitor == "val/mae" and ck.save_last
+
+
+def _compose_data_prep(*overrides):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        return compose(config_name="data_prep", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("data", _options("data"))
+def test_training_and_data_prep_use_one_recipe(data):
+    """configs/recipe/default.yaml is the recipe of both (data.recipe in training, recipe in data_prep)."""
+    from omegaconf import OmegaConf
+
+    from locres.data.simulated import Recipe
+
+    train_recipe = OmegaConf.to_container(_compose(f"data={data}").data.recipe, resolve=True)
+    prep_recipe = OmegaConf.to_container(_compose_data_prep().recipe, resolve=True)
+    assert train_recipe == prep_recipe
+    # every field of the Recipe is stated (none falls back to a dataclass default silently)
+    assert set(train_recipe) == set(Recipe.__dataclass_fields__)
+    assert train_recipe["resolution_range_a"] == [2.0, 15.0] and train_recipe["p_noise"] == 0.5
+    # an override reaches the one it is given to, and only it
+    assert _compose_data_prep("recipe.voxel_size_a=1.5").recipe.voxel_size_a == 1.5
+    assert _compose("data.recipe.voxel_size_a=1.5").data.recipe.voxel_size_a == 1.5

@@ -29,9 +29,12 @@ def _prepare():
 
 
 def _cfg(models_dir, out_dir, **kw):
-    cfg = OmegaConf.load(REPO / "configs" / "data_prep.yaml")
-    cfg.pop("defaults")
-    cfg.pop("hydra")
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base=None):
+        cfg = OmegaConf.create(OmegaConf.to_container(compose(config_name="data_prep")))  # recipe included
     cfg.models_dir, cfg.out_dir = str(models_dir), str(out_dir)
     cfg.views, cfg.maps_per_view, cfg.workers, cfg.progress = 1, 2, 1, False
     for k, v in kw.items():
