@@ -29,7 +29,7 @@ import torch
 
 from locres.core.fourier import frequency_grid_per_a
 from locres.errors import LocresError
-from locres.methods.blocres import _cpu_threads_for
+from locres.methods.blocres.common import _cpu_threads_for
 
 log = logging.getLogger(__name__)
 
