@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from locres.core.fourier import apply_bfactor, lowpass_gaussian, lowpass_raised_cosine
+from locres.core.fourier import apply_bfactor, lowpass_raised_cosine
 from locres.core.maps import to_model_grid
+from locres.core.masks import envelope_mask
 from locres.errors import LocresError
 from locres.simulate.density import simulate_map_centered
 
@@ -91,11 +92,9 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
 def molecular_mask(density: np.ndarray, voxel_size_a: float, mask_resolution_a: float = 4.0,
                    mask_fraction: float = 0.15) -> np.ndarray:
     """Bool mask of the molecule: density blurred to ``mask_resolution_a`` above a fraction of its max."""
-    smooth = lowpass_gaussian(density, voxel_size_a, mask_resolution_a)
-    top = float(smooth.max())
-    if not top > 0:
+    if not float(np.max(density)) > 0:
         raise LocresError("simulated density is empty: the atomic model holds no scattering atoms")
-    return smooth > mask_fraction * top
+    return envelope_mask(density, voxel_size_a, mask_resolution_a, mask_fraction)
 
 
 @dataclass

@@ -41,6 +41,7 @@ from scipy import ndimage
 from locres.core.devices import resolve_device
 from locres.core.fourier import lowpass_gaussian
 from locres.core.maps import MapGeometry, MapVolume, resample_onto, to_model_grid
+from locres.core.masks import tidy_mask
 from locres.errors import LocresError
 from locres.methods import LocalResolution, MethodInputs
 from locres.models.loaded import LoadedModel
@@ -77,17 +78,10 @@ def automatic_mask(volume: np.ndarray, voxel_size_a: float, mask_smooth_a: float
     floor = med + 0.02 * (float(np.percentile(smooth, 99.9)) - med)
     thr = max(min(med + mask_sigma * sd, _otsu_threshold(smooth)), floor)
     mask = smooth > thr
-    labels, n = ndimage.label(mask)
-    if n == 0:
+    if not mask.any():
         raise LocresError("the automatic mask found no density above the background: "
                           "give input.mask=MASK.mrc")
-    sizes = np.bincount(labels.ravel())[1:]
-    keep = np.flatnonzero(sizes >= 0.05 * sizes.max()) + 1
-    mask = np.isin(labels, keep)
-    mask = ndimage.binary_fill_holes(mask)
-    it = int(round(dilate_a / voxel_size_a))
-    if it > 0:
-        mask = ndimage.binary_dilation(mask, iterations=it)
+    mask = tidy_mask(mask, 0.05, int(round(dilate_a / voxel_size_a)))
     log.info("automatic mask: threshold %.3f (standardised, smoothed to %.1f A), %d voxels (%.1f %%)",
              thr, mask_smooth_a, int(mask.sum()), 100.0 * mask.mean())
     return mask

@@ -76,7 +76,9 @@ MAX_NOISE_BLOCKS = 20000
 
 
 def auto_mask(volume: np.ndarray, threshold: float = 0.05) -> np.ndarray:
-    """``gaussian_filter(volume, 0.02 n per axis) > threshold * max`` (the reference's mask), bool (z,y,x)."""
+    """``gaussian_filter(volume, 0.02 n per axis) > threshold * max`` (the reference's mask), bool (z,y,x).
+
+    ResMap's own rule, reproduced for parity with ResMap 1.1.5, not :mod:`locres.core.masks`."""
     smooth = ndimage.gaussian_filter(volume.astype(np.float32), sigma=[0.02 * n for n in volume.shape])
     return smooth > threshold * float(smooth.max())
 

@@ -249,7 +249,10 @@ def interpolate_nodes(values: np.ndarray, valid: np.ndarray, shape_zyx, step: in
 
 
 def make_auto_mask(average: np.ndarray, voxel_size_a: float, dilate_vox: int) -> np.ndarray | None:
-    """Bool mask from the half-map average (see the module notes); None if nothing stands out."""
+    """Bool mask from the half-map average (see the module notes); None if nothing stands out.
+
+    Its own rule (solvent statistics outside the inscribed sphere) rather than a core mask: blocres
+    estimates everywhere when it finds nothing, where the others refuse."""
     smooth = lowpass_gaussian(average, voxel_size_a, max(8.0, 4.0 * voxel_size_a))
     nz, ny, nx = smooth.shape
     z, y, x = np.ogrid[:nz, :ny, :nx]
