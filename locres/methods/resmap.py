@@ -17,7 +17,7 @@ Algorithm (single map or two half maps; (z, y, x) float32; any box shape)
    Gaussian-times-polynomial kernels, so ``LRS`` for all voxels at once is a sum of squares of linear
    combinations of 19 FFT correlations (no per-voxel loop; torch on ``device``).
 5. ``sigma^2``: mean weighted residual variance over non-overlapping ``w^3`` blocks of the background
-   (single: blocks wholly outside ``M0`` and away from exact zeros of a masked map; split: blocks of
+   (single: blocks wholly outside ``M0`` and away from exact zeros such as padding; split: blocks of
    ``D`` inside ``M0``); blocks that are constant are skipped; a level where no block fits reuses the
    finer level's value.
 6. Null ``LRS ~ sum_j l_j chi2_1`` (eigenvalues of ``Lambda`` above 0.1 of the largest; Ruben's
@@ -26,6 +26,10 @@ Algorithm (single map or two half maps; (z, y, x) float32; any box shape)
 
 Deviations from ResMap 1.1.5 (its QUIRKs fixed by default)
 -----------------------------------------------------------
+- Single-map mode refuses a masked or solvent-flattened map (the input advisory's detector,
+  :func:`locres.advisories.constant_background`): its background holds no noise to measure, and the
+  soft-edge band left between mask and solvent would otherwise pass for noise and give the finest
+  trial resolution almost everywhere (EMD-3488: 71 % exact zeros, 2.3 A).
 - Unassigned voxels are 0 (the reference writes 100); non-cubic boxes are accepted; no interactive
   step; no edge band is excluded (windows wrap).
 - ``null_model="consistent"``: the statistic uses only the kept eigen-directions of ``Lambda``, so it
@@ -56,6 +60,7 @@ import scipy.fft
 import torch
 from scipy import ndimage
 
+from locres.advisories import constant_background
 from locres.core.fourier import frequency_grid_per_a
 from locres.errors import LocresError
 from locres.methods import LocalResolution, MethodInputs
@@ -317,7 +322,14 @@ def resmap_local_resolution(volume: np.ndarray, voxel_size_a: float, mask: np.nd
         if not (~mask).any():
             raise LocresError("the mask leaves no background voxels for the single-map noise estimate: "
                               "give half maps (input.half1, input.half2) or a tighter mask")
-        # solvent set to exactly 0 (masked maps) carries no noise: keep it out of the estimate
+        # a masked or solvent-flattened map has no noise left to measure: the input advisory's detector
+        background = constant_background(volume)
+        if background.masked:
+            raise LocresError(
+                f"the map looks masked or solvent-flattened ({100 * background.fraction:.0f} % of its voxels "
+                f"are exactly {background.value:g}), so ResMap's single-map noise estimate is impossible: "
+                "give half maps (input.half1, input.half2) or the unmasked map")
+        # a few planes of exact zeros (padding) carry no noise either: keep them out of the estimate
         zeroed = ndimage.binary_dilation(volume == 0, iterations=2)
         noise_region = ~mask & ~zeroed
         if not noise_region.any():

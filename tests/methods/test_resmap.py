@@ -210,3 +210,33 @@ def test_reference_null_model_is_anti_conservative(rng):
     stat = resmap.level_statistic(np.fft.rfftn(noise).astype(np.complex64), (n, n, n), ops, np.arange(n**3))
     assert stat.mean() == pytest.approx(ops.all_eigs.sum(), rel=0.03)
     assert np.mean(stat > null_threshold(ops.null_eigs, 0.05)) > 0.065  # about 0.074 (vs 0.05)
+
+
+def test_soft_masked_map_is_refused_like_the_advisory():
+    """EMD-3488's case: solvent exactly 0 beyond a soft edge, a tight mask inside it. The band between the
+    mask and the zeros is no noise; single-map mode refuses whenever the masked advisory fires."""
+    from scipy import ndimage
+
+    from locres.advisories import advise
+    from locres.simulate.phantom import make_synthetic_phantom
+
+    ph = make_synthetic_phantom((48, 48, 48), 1.0, (3.0, 8.0), snr=2.0, seed=3)
+    d = ndimage.distance_transform_edt(~ph.mask)
+    soft = np.where(d < 6, 0.5 * (1 + np.cos(np.pi * d / 6)), 0.0).astype(np.float32)
+    tight = ndimage.binary_erosion(ph.mask, iterations=2)
+    masked = ph.map * soft
+    assert "masked" in [a.code for a in advise(masked, 1.0)]
+    with pytest.raises(LocresError, match="masked or solvent-flattened.*half maps"):
+        resmap.run(MethodInputs(1.0, map=masked, mask=tight))
+    assert "masked" not in [a.code for a in advise(ph.map, 1.0)]
+    out = resmap.run(MethodInputs(1.0, map=ph.map, mask=tight), max_res_a=9.0)
+    assert np.mean(out.resolution_a[tight] > 0) > 0.5
+
+
+@pytest.mark.shared
+def test_emd_3488_single_map_is_refused(shared_data):
+    from locres.io.maps import read_map
+
+    vol = read_map(shared_data / "maps" / "emd_3488" / "emd_3488.mrc")
+    with pytest.raises(LocresError, match="71 %"):
+        resmap.run(MethodInputs(vol.voxel_size_a, map=vol.data))
