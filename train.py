@@ -83,7 +83,22 @@ def train(cfg) -> dict:
              sum(p.numel() for p in net.parameters()), run_dir)
     started = time.time()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
-    return finish_run(trainer, module, datamodule, OmegaConf.to_container(cfg, resolve=True), started)
+    metrics = finish_run(trainer, module, datamodule, OmegaConf.to_container(cfg, resolve=True), started)
+    return sweep_objective(cfg, metrics)
+
+
+def sweep_objective(cfg, metrics: dict):
+    """The run's metrics, or under an Optuna sweep the float ``metrics[cfg.objective]`` it minimises."""
+    from hydra.core.hydra_config import HydraConfig
+
+    sweeper = str(HydraConfig.get().sweeper.get("_target_", "")) if HydraConfig.initialized() else ""
+    if "optuna" not in sweeper.lower():
+        return metrics
+    value = metrics.get(str(cfg.objective))
+    if value is None:
+        raise LocresError(f"objective={cfg.objective} is not among the run's metrics "
+                          f"({', '.join(k for k, v in metrics.items() if isinstance(v, (int, float)))})")
+    return float(value)
 
 
 if __name__ == "__main__":

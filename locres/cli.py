@@ -31,6 +31,17 @@ log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
+
+def _register_resolvers() -> None:
+    """``${locres_or:A,B}``: A unless it is null or empty, else B (e.g. a sweep folder under output.dir)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("locres_or"):
+        OmegaConf.register_new_resolver("locres_or", lambda a, b: b if a in (None, "", "None") else a)
+
+
+_register_resolvers()
+
 _HANDLER: logging.Handler | None = None
 LOG_FORMAT = "%(asctime)s %(levelname).1s %(name)s: %(message)s"
 
@@ -115,10 +126,62 @@ def _debug_requested(argv: Sequence[str]) -> bool:
     return any(a.lower() in ("debug=true", "debug=1", "+debug=true", "debug=yes") for a in argv)
 
 
+def first_of_sweeps(overrides: Sequence[str]) -> list[str]:
+    """A multirun's overrides with each choice/range sweep cut to its first value (the rest are checked
+    by Hydra itself when their job starts); interval sweeps (Optuna) are left out."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    out = []
+    for o in OverridesParser.create().parse_overrides(list(overrides)):
+        if not o.is_sweep_override():
+            out.append(o.input_line)
+            continue
+        try:
+            out.append(f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}")
+        except Exception:  # noqa: BLE001 - interval(...) and the like cannot be enumerated
+            continue
+    return out
+
+
+CLUSTER_PLUGINS = ("hydra_joblib_launcher", "hydra_submitit_launcher", "hydra_optuna_sweeper")
+
+
+def missing_cluster_plugins() -> list[str]:
+    """The Hydra plugins of the ``cluster`` extra that cannot be imported here."""
+    import importlib.util
+
+    missing = []
+    for name in CLUSTER_PLUGINS:
+        try:
+            found = importlib.util.find_spec(f"hydra_plugins.{name}") is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name.replace("_", "-"))
+    return missing
+
+
+def _cluster_error(text: str, argv: Sequence[str]) -> str | None:
+    """One line naming the extra to install when a launcher/sweeper config is missing, else None."""
+    if "hydra/launcher" not in text and "hydra/sweeper" not in text:
+        return None
+    missing = missing_cluster_plugins()
+    if not missing:
+        return None
+    groups = ("hydra/launcher=", "hydra/sweeper=", "experiment=")
+    asked = [a for a in argv if a.lstrip("+~").startswith(groups)]
+    what = " ".join(asked) or "this launcher or sweeper"
+    return (f"{what} needs Hydra's launcher/sweeper plugins ({', '.join(missing)} missing), an optional "
+            'extra: pip install -e ".[cluster]"')
+
+
 def _composition_error(exc: BaseException, argv: Sequence[str], config_dir: Path) -> str:
     """Turn Hydra's multi-line composition report into one line, naming the bad group option."""
     text = str(exc)
     cause = exc.__cause__
+    cluster = _cluster_error(f"{text} {cause or ''}", argv)
+    if cluster:
+        return cluster
     if "Could not find" in text or "Could not load" in text:
         # e.g. "In 'infer': Could not find 'method/nosuch'" -> name the group and its options
         for arg in argv:
@@ -265,11 +328,13 @@ def run_cli(
         sys.stdout.write(usage_text(config_name, config_dir, doc if doc is not None else main_doc))
         return None
     flags = [a for a in argv if a.startswith("-")]
-    if not flags:  # plain overrides: check them before Hydra prints its own multi-line report
+    multirun = any(f in ("-m", "--multirun") for f in flags)
+    if all(f in ("-m", "--multirun") for f in flags):  # check overrides before Hydra's multi-line report
+        overrides = [a for a in argv if not a.startswith("-")]
         try:
-            _preflight(config_name, config_dir, argv)
+            _preflight(config_name, config_dir, first_of_sweeps(overrides) if multirun else overrides)
         except Exception as exc:  # hydra raises ConfigCompositionException, OverrideParseException, ...
-            fail(_composition_error(exc, argv, config_dir), exc, debug)
+            fail(_composition_error(exc, overrides, config_dir), exc, debug)
 
     def _task(cfg: Any) -> Any:
         dbg = debug or bool(cfg.get("debug", False)) if hasattr(cfg, "get") else debug

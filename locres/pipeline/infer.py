@@ -21,6 +21,7 @@ import locres
 import locres.methods as registry
 from locres.core.devices import resolve_device
 from locres.errors import LocresError
+from locres.pipeline.advise import method_advisories
 from locres.pipeline.execute import check_parameters, load_method, run_method
 from locres.pipeline.inputs import LoadedInputs, load_inputs
 from locres.pipeline.outputs import Options, OutputStage, RunRecord, map_for_cxc, write_method_outputs
@@ -88,14 +89,22 @@ def demo_method(name: str, params: dict, config_dir: str | Path | None) -> tuple
 
 
 def infer_from_config(cfg: Any, config_dir: str | Path | None = None) -> dict:
-    """Run ``infer.py`` for a composed config (see configs/infer.yaml); returns the run's record."""
+    """Run ``infer.py`` for a composed config (see configs/infer.yaml); returns the run's record.
+
+    ``input.maps`` runs every map it names, each into ``output.dir/NAME/``; under ``infer.py -m`` a job
+    with ``input.map`` does the same for its map (see :mod:`locres.pipeline.batch`).
+    """
     from omegaconf import OmegaConf
 
     conf = OmegaConf.to_container(cfg, resolve=True)
     inp, out = conf.get("input", {}) or {}, conf.get("output", {}) or {}
     method_cfg = dict(conf.get("method") or {})
     name = str(method_cfg.pop("name", "deepres"))
-    demo = not any(inp.get(k) for k in ("map", "half1", "half2"))
+    maps = inp.pop("maps", None)
+    exclude = inp.pop("exclude", None) or []
+    if maps and any(inp.get(k) for k in ("map", "half1", "half2")):
+        raise LocresError("give input.maps (many maps) or input.map / input.half1+half2 (one), not both")
+    demo = not maps and not any(inp.get(k) for k in ("map", "half1", "half2"))
     out_dir = out.get("dir") or (DEMO_OUT if demo else DEFAULT_OUT)
     if demo:
         if inp.get("reference_map"):
@@ -104,6 +113,38 @@ def infer_from_config(cfg: Any, config_dir: str | Path | None = None) -> dict:
         inp["mask"] = inp.get("mask") or str(DEMO_MASK)
         name, method_cfg = demo_method(name, method_cfg, config_dir)
         log.info("demo: %s on the bundled EMD-3488 map -> %s/", name, out_dir)
+    kwargs = _run_kwargs(name, method_cfg, inp, out, conf, config_dir)
+    skip_done = bool(out.get("skip_done", True))
+    if maps:
+        from locres.pipeline import batch
+
+        paths = batch.expand_maps(maps, exclude)
+        log.info("batch: %d maps -> %s/<map>/", len(paths), out_dir)
+        batch.run_batch(paths, name, out_dir, lambda p, folder: run_infer(
+            **{**kwargs, "map_path": str(p)}, out_dir=folder), skip_done=skip_done)
+        return {"out_dir": str(out_dir), "table": batch.table_text(batch.collect_rows(out_dir), out_dir)}
+    if _hydra_multirun() and not demo and inp.get("map"):
+        from locres.pipeline import batch
+
+        row = batch.run_one_map(inp["map"], name, out_dir, lambda folder: run_infer(**kwargs, out_dir=folder),
+                                skip_done=skip_done)
+        return {"out_dir": row["folder"], "table": f"{row['map']}: {name} {row['status']} ({row['folder']}/)"}
+    return run_infer(**kwargs, out_dir=out_dir)
+
+
+def _hydra_multirun() -> bool:
+    """True inside a job of ``infer.py -m`` (Hydra's multirun mode)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:  # noqa: BLE001 - no Hydra run around this call
+        return False
+
+
+def _run_kwargs(name: str, method_cfg: dict, inp: dict, out: dict, conf: dict, config_dir) -> dict:
+    """The keyword arguments of :func:`run_infer` (all but ``out_dir``) from the config's parts."""
     config_errors: dict[str, str] = {}
     if name == "all":
         overrides = method_cfg.get("params") or {}
@@ -117,10 +158,9 @@ def infer_from_config(cfg: Any, config_dir: str | Path | None = None) -> dict:
     else:
         params, extra = {name: method_cfg}, {}
     sharp = conf.get("sharpening") or {}
-    return run_infer(
+    return dict(
         method=name,
         params=params,
-        out_dir=out_dir,
         map_path=inp.get("map"),
         half1_path=inp.get("half1"),
         half2_path=inp.get("half2"),
@@ -191,8 +231,19 @@ def _run_reference(stage, name, reference, loaded, params, reference_map, option
     return write_method_outputs(stage, f"{name}_reference", ref_run, reference, params, ref_cxc, options)
 
 
-def _write_comparison(stage, records: dict, skipped: dict, loaded: LoadedInputs, options) -> dict:
-    """compare.json (+ compare.png) of every method that ran under ``method=all``."""
+def _advisory_lines(advisories: Mapping[str, Sequence]) -> list[str]:
+    """One line per distinct advisory, naming the methods it concerns."""
+    seen: dict[str, list[str]] = {}
+    for name, found in advisories.items():
+        for a in found:
+            seen.setdefault(a.message, []).append(name)
+    every = set(advisories)
+    return [msg if set(names) == every else f"[{', '.join(names)}] {msg}" for msg, names in seen.items()]
+
+
+def _write_comparison(stage, records: dict, skipped: dict, loaded: LoadedInputs, options,
+                      advisories: Mapping[str, Sequence] | None = None) -> dict:
+    """compare.json (+ compare.png, the advisories on top) of every method that ran under ``method=all``."""
     if not records:
         raise LocresError(
             "method=all: every method failed or is missing: "
@@ -201,9 +252,12 @@ def _write_comparison(stage, records: dict, skipped: dict, loaded: LoadedInputs,
     maps = {n: r.resolution_a for n, r in records.items()}
     comparison = compare_maps(maps, loaded.inputs.mask)
     comparison["skipped"] = skipped
+    advisories = advisories or {}
+    comparison["advisories"] = {n: [a.to_dict() for a in found] for n, found in advisories.items()}
     stage.path("compare.json").write_bytes(to_json_bytes(comparison))
     if options.plots:
-        png = plots.plot_comparison(loaded.inputs.map, maps, loaded.inputs.mask)
+        png = plots.plot_comparison(loaded.inputs.map, maps, loaded.inputs.mask,
+                                    notes=_advisory_lines(advisories))
         stage.path("compare.png").write_bytes(png)
     return comparison
 
@@ -258,6 +312,7 @@ def run_infer(
                                   reference_map)
     records: dict[str, RunRecord] = {}
     skipped: dict[str, str] = {}
+    advisories: dict[str, list] = {}
     names = _method_names(method, loaded, only, skip, broken, skipped)
     _check_parameters_first(names, params)
     sharp_check = comparison = rec_ref = None
@@ -266,11 +321,14 @@ def run_infer(
         if reference is not None:
             rec_ref = _run_reference(stage, names[0], reference, loaded, params.get(names[0], {}),
                                      reference_map, options)
+        cache: dict = {}
         for name in names:
             try:
+                advisories[name] = method_advisories(name, loaded, params.get(name, {}), cache)
                 measured = run_method(name, loaded, params.get(name, {}))
                 records[name] = write_method_outputs(
-                    stage, name, measured, loaded, params.get(name, {}), map_rel, options
+                    stage, name, measured, loaded, params.get(name, {}), map_rel, options,
+                    advisories=[a.to_dict() for a in advisories[name]],
                 )
             except Exception as exc:
                 if method != "all":
@@ -279,7 +337,7 @@ def run_infer(
                 log.warning("method=all: skipping %s (%s)", name, why)
                 skipped[name] = why
         if method == "all":
-            comparison = _write_comparison(stage, records, skipped, loaded, options)
+            comparison = _write_comparison(stage, records, skipped, loaded, options, advisories)
         if rec_ref is not None:
             sharp_check = _write_sharpening(stage, records[names[0]], rec_ref, names[0], map_path,
                                             reference_map, global_resolution_a, tolerance_a, options)

@@ -116,8 +116,12 @@ def write_method_outputs(
     params: Mapping[str, Any],
     map_for_cxc: str | None,
     options: Options,
+    advisories: list[dict] | None = None,
 ) -> RunRecord:
-    """Write NAME.mrc (+ NAME_<key>.mrc, NAME_mask.mrc), NAME.json, NAME.png and NAME.cxc."""
+    """Write NAME.mrc (+ NAME_<key>.mrc, NAME_mask.mrc), NAME.json, NAME.png and NAME.cxc.
+
+    ``advisories`` (``{"code", "message"}`` dicts from the input check) go into NAME.json as they are.
+    """
     result = measured.value
     geometry = loaded.reference.geometry
     res = result.resolution_a
@@ -174,6 +178,7 @@ def write_method_outputs(
         "peak_gpu_memory_mb": measured.peak_gpu_memory_mb,
         "outputs": files + [f"{name}.json"],
         "warnings": warnings,
+        "advisories": list(advisories or []),
         "info": result.info,
         "command": " ".join(sys.argv),
     }

@@ -6,7 +6,8 @@ Every function returns PNG bytes (matplotlib's Agg backend, no display needed); 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+import textwrap
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -117,10 +118,12 @@ def plot_comparison(
     map_zyx: np.ndarray,
     results: Mapping[str, np.ndarray],
     mask: np.ndarray | None = None,
+    notes: Sequence[str] = (),
 ) -> bytes:
     """Overlaid histograms of several methods (top) and their central slices side by side (one row each).
 
     All methods share one colour scale; ``mask`` (bool) restricts histograms and overlays when given.
+    ``notes`` (e.g. the input advisories) are printed above everything, one line each.
     """
     names = list(results)
     ests = {n: estimated_voxels(results[n], mask) for n in names}
@@ -131,8 +134,14 @@ def plot_comparison(
         union |= e
     centre = slice_centre(map_zyx.shape, union if union.any() else mask)
     n = max(len(names), 1)
-    fig = plt.figure(figsize=(12, 3.2 * (n + 1)))
-    grid = fig.add_gridspec(n + 1, 3, hspace=0.35)
+    notes = [textwrap.shorten(str(t), 170, placeholder=" ...") for t in notes]
+    head_in = 0.18 * len(notes) + (0.2 if notes else 0.0)
+    height = 3.2 * (n + 1) + head_in
+    fig = plt.figure(figsize=(12, height))
+    grid = fig.add_gridspec(n + 1, 3, hspace=0.35, top=1.0 - (head_in + 0.3) / height)
+    if notes:
+        fig.text(0.01, 1.0 - 0.1 / height, "input advisories:\n" + "\n".join(notes), va="top", ha="left",
+                 fontsize=7.5, color="darkred")
     ax_h = fig.add_subplot(grid[0, :])
     if all_values.size:
         bins = np.linspace(min(all_values.min(), vmin), max(all_values.max(), vmax), 80)
