@@ -168,8 +168,8 @@ def _cluster_error(text: str, argv: Sequence[str]) -> str | None:
     missing = missing_cluster_plugins()
     if not missing:
         return None
-    groups = ("hydra/launcher=", "hydra/sweeper=", "experiment=")
-    asked = [a for a in argv if a.lstrip("+~").startswith(groups)]
+    asked = [a for a in argv if a.lstrip("+~").startswith(("hydra/launcher=", "hydra/sweeper="))] or \
+        [a for a in argv if a.lstrip("+~").startswith("experiment=")]
     what = " ".join(asked) or "this launcher or sweeper"
     return (f"{what} needs Hydra's launcher/sweeper plugins ({', '.join(missing)} missing), an optional "
             'extra: pip install -e ".[cluster]"')
