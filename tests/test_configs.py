@@ -111,3 +111,25 @@ def test_training_and_data_prep_use_one_recipe(data):
     # an override reaches the one it is given to, and only it
     assert _compose_data_prep("recipe.voxel_size_a=1.5").recipe.voxel_size_a == 1.5
     assert _compose("data.recipe.voxel_size_a=1.5").data.recipe.voxel_size_a == 1.5
+
+
+@pytest.mark.parametrize("primary", ["train", "infer", "data_prep", "bench"])
+@pytest.mark.parametrize("override,plugin,key,value", [
+    ("hydra/launcher=local", "hydra_joblib_launcher", "n_jobs", 2),
+    ("hydra/launcher=slurm", "hydra_submitit_launcher", "cpus_per_task", 8),
+    ("hydra/launcher=slurm_gpu", "hydra_submitit_launcher", "gpus_per_node", 1),
+    ("hydra/sweeper=train_optuna", "hydra_optuna_sweeper", "n_trials", 8),
+])
+def test_launcher_and_sweeper_configs_compose(primary, override, plugin, key, value):
+    """The project's launcher/sweeper configs extend the plugins' (skipped without the cluster extra)."""
+    pytest.importorskip(f"hydra_plugins.{plugin}")
+    import locres.cli  # noqa: F401  (registers the locres_or resolver the sweep folders use)
+
+    if primary != "train" and "sweeper" in override:
+        pytest.skip("the Optuna example searches training recipes")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        cfg = compose(config_name=primary, overrides=[override], return_hydra_config=True)
+    node = cfg.hydra.launcher if "launcher" in override else cfg.hydra.sweeper
+    assert node[key] == value and node["_target_"].startswith("hydra_plugins.")
+    assert "/.sweep" in str(cfg.hydra.sweep.dir) or primary == "train"
