@@ -128,6 +128,35 @@ def _write_marker(map_dir: Path, method: str, payload: dict, failed: bool) -> No
     marker(map_dir, method, not failed).unlink(missing_ok=True)
 
 
+def clear_stale_partials(folder: Path) -> list[Path]:
+    """Remove staging folders a killed run left in ``folder`` (this host's, whose process is gone)."""
+    import shutil
+    import socket
+
+    from locres.pipeline.outputs import PARTIAL
+
+    host, gone = socket.gethostname(), []
+    for p in Path(folder).glob(f"{PARTIAL}*") if Path(folder).is_dir() else []:
+        parts = p.name[len(PARTIAL):].rsplit("-", 2)
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit() or _alive(int(parts[1])):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        gone.append(p)
+    if gone:
+        log.info("removed %d staging folder(s) of a killed run in %s", len(gone), folder)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def run_one_map(map_path: str | os.PathLike, method: str, out_dir: str | os.PathLike,
                 run: Callable[[Path], dict], skip_done: bool = True) -> dict:
     """Run ``run(map_out_dir)`` for one map unless it is done; mark it done (or failed) and update the table.
@@ -141,6 +170,7 @@ def run_one_map(map_path: str | os.PathLike, method: str, out_dir: str | os.Path
     if skip_done and is_done(folder, method):
         log.info("%s: %s already done in %s/, skipped", map_path, method, folder)
         return {**row, "status": "skipped"}
+    clear_stale_partials(folder)
     t0 = time.time()
     try:
         run(folder)

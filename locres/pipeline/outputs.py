@@ -47,6 +47,16 @@ class RunRecord:
     warnings: list[str] = field(default_factory=list)
 
 
+PARTIAL = ".locres-partial-"
+
+
+def partial_prefix() -> str:
+    """Name prefix of a staging folder: host and process, so a dead run's leftovers can be told apart."""
+    import socket
+
+    return f"{PARTIAL}{socket.gethostname()}-{os.getpid()}-"
+
+
 class OutputStage:
     """Collects output files in a hidden folder inside ``out_dir`` and moves them in place at the end.
 
@@ -73,7 +83,7 @@ class OutputStage:
             except OSError as exc:
                 raise LocresError(f"cannot create output.dir {self.out_dir}: {exc.strerror}") from None
             self.created_dir = True
-        self.tmp = Path(tempfile.mkdtemp(prefix=".locres-partial-", dir=self.out_dir))
+        self.tmp = Path(tempfile.mkdtemp(prefix=partial_prefix(), dir=self.out_dir))
         return self
 
     def path(self, name: str) -> Path:

@@ -18,6 +18,7 @@ from locres.core.maps import MapGeometry
 from locres.errors import LocresError
 from locres.io.maps import write_map
 from locres.pipeline import batch
+from locres.pipeline.outputs import partial_prefix
 from locres.simulate.phantom import make_synthetic_phantom
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,8 +96,8 @@ def test_run_batch_markers_failures_and_resume_after_kill(tmp_path):
     def run(path, folder, kill_at=None, fail_at=None):
         calls.append(path.stem)
         folder.mkdir(parents=True, exist_ok=True)
-        if path.stem == kill_at:
-            (folder / ".locres-partial-x").mkdir()  # what a killed OutputStage leaves
+        if path.stem == kill_at:  # what a killed OutputStage leaves (a process that is gone)
+            (folder / f"{partial_prefix().rsplit('-', 2)[0]}-999999999-abc").mkdir()
             raise KeyboardInterrupt
         if path.stem == fail_at:
             raise LocresError(f"{path.stem} is broken")
@@ -112,6 +113,7 @@ def test_run_batch_markers_failures_and_resume_after_kill(tmp_path):
     with pytest.raises(LocresError, match="1 of 3 maps failed: c"):
         batch.run_batch(maps, "fake", out, lambda p, f: run(p, f, fail_at="c"))
     assert calls == ["b", "c"]  # a skipped, b finished now, c failed
+    assert not list((out / "b").glob(".locres-partial-*"))  # the killed run's staging folder is gone
     rows = _table(out)
     assert [(r["map"], r["status"][:6]) for r in rows] == [("a", "done"), ("b", "done"), ("c", "failed")]
     assert rows[0]["advisories"] == "masked" and float(rows[1]["median_a"]) == 5.0
