@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from locres.errors import LocresError
-from locres.io.maps import atomic_write_bytes
+from locres.io.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
