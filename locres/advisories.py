@@ -180,7 +180,7 @@ def shell_power(volume: np.ndarray, voxel_size_a: float) -> Spectrum:
     v = v - float(v.mean())
     idx, n = shell_index(v.shape, voxel_size_a)
     w = rfft_weights(v.shape)
-    p = np.abs(np.fft.rfftn(v)) ** 2
+    p = np.abs(np.fft.rfftn(v)).astype(np.float64) ** 2  # float64: sharpened maps overflow float32
     sums = shell_sums(p, idx, n, w)
     counts = shell_sums(np.ones_like(p), idx, n, w)
     freq = np.arange(n) * shell_width_per_a(v.shape, voxel_size_a)
