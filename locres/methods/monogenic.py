@@ -114,7 +114,8 @@ def to_spectrum(volumes: np.ndarray | torch.Tensor, device: torch.device | str) 
 
 
 def monogenic_amplitude(spectra: torch.Tensor, grid: FourierGrid, bands: list[Band],
-                        weight: torch.Tensor | None = None) -> torch.Tensor:
+                        weight: torch.Tensor | None = None,
+                        amplitude_taper: torch.Tensor | None = None) -> torch.Tensor:
     """Low-passed monogenic amplitude of several volumes in several bands at once.
 
     Parameters
@@ -128,7 +129,9 @@ def monogenic_amplitude(spectra: torch.Tensor, grid: FourierGrid, bands: list[Ba
         the amplitude sqrt(s^2 + |Riesz|^2) is taken in real space and low-passed (raised cosine from
         ``f`` to ``f_low_pass``).
     weight : torch.Tensor, (Z, Y, X//2+1) float32, optional
-        Extra Fourier weight applied first (a directional cone, a taper).
+        Extra Fourier weight applied first (a directional cone).
+    amplitude_taper : torch.Tensor, (Z, Y, X) float32, optional
+        Real-space weight on the amplitude before its low pass (MonoDir's soft edge at the box border).
 
     Returns
     -------
@@ -153,6 +156,8 @@ def monogenic_amplitude(spectra: torch.Tensor, grid: FourierGrid, bands: list[Ba
         del comp
     del filtered
     amp.sqrt_()
+    if amplitude_taper is not None:
+        amp.mul_(amplitude_taper)
     lp = torch.stack([lowpass_transfer(grid.norm, b.f, b.f_low_pass) for b in bands])
     return torch.fft.irfftn(torch.fft.rfftn(amp, dim=dims) * lp[None], s=shape, dim=dims)
 
@@ -241,6 +246,19 @@ def check_resolution_range(min_resolution_a: float, max_resolution_a: float, vox
     if max_resolution_a <= min_resolution_a:
         raise LocresError(f"{what}: max_resolution_a={max_resolution_a:g} A must be coarser (larger) than "
                           f"min_resolution_a={min_resolution_a:g} A; swap or widen them")
+
+
+def edge_taper(shape_zyx: tuple[int, int, int], width_px: float = 7.0) -> np.ndarray:
+    """Xmipp MonoDir's soft spherical edge: 1 to radius N/2 - width, raised cosine to 0 at N/2, 0 beyond.
+
+    N is the smallest box edge (the reference assumes a cube); radius from index N//2 per axis. (Z, Y, X)
+    float32.
+    """
+    siz = min(shape_zyx) // 2
+    r = centred_radius(shape_zyx)
+    limit = siz - width_px
+    t = np.clip((r - limit) / width_px, 0.0, 1.0)
+    return np.where(r > siz, 0.0, 0.5 * (1.0 + np.cos(np.pi * t))).astype(np.float32)
 
 
 def centred_radius(shape_zyx: tuple[int, int, int]) -> np.ndarray:
