@@ -31,9 +31,10 @@ import torch
 from scipy import ndimage
 from scipy.spatial import ConvexHull
 
+from locres.core.fourier import resolution_at_threshold, rfft_weights, shell_index, shell_width_per_a
 from locres.errors import LocresError
 from locres.methods import LocalResolution, MethodInputs
-from locres.methods.fsc import fsc_raw, resolution_at_threshold, rfft_weights, shell_index, shell_width_per_a
+from locres.methods.fsc import fsc_raw
 from locres.methods.monodir import hemisphere_directions
 from locres.methods.monogenic import resolve_device, threads_for_volume
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from locres.core.fourier import apply_fourier_filter
 from locres.errors import LocresError
 from locres.methods import MethodInputs, dfsc
-from locres.simulate.filters import apply_fourier_filter
 
 N, VOXEL_A = 48, 1.0
 
@@ -97,7 +97,8 @@ def _infer(argv):
 
 
 def test_infer_end_to_end_writes_the_3dfsc_volume_on_the_half_maps_grid(tmp_path):
-    from locres.io.maps import MapGeometry, read_map, write_map
+    from locres.core.maps import MapGeometry
+    from locres.io.maps import read_map, write_map
 
     h1, h2 = _halves(6.0)
     geom = MapGeometry.new(h1.shape, VOXEL_A, origin_xyz_a=(3.0, -2.0, 1.5))
@@ -114,7 +115,8 @@ def test_infer_end_to_end_writes_the_3dfsc_volume_on_the_half_maps_grid(tmp_path
 
 @pytest.mark.parametrize("case, words", [("grid", "shape"), ("small", "too small"), ("mask", "empty")])
 def test_infer_bad_input_one_error_line_nothing_written(tmp_path, capsys, case, words):
-    from locres.io.maps import MapGeometry, write_map
+    from locres.core.maps import MapGeometry
+    from locres.io.maps import write_map
 
     h1, h2 = _halves(None)
     if case == "small":
