@@ -95,15 +95,15 @@ class FourierGrid:
 def highpass_transfer(norm: torch.Tensor, f: float, f_high_pass: float) -> torch.Tensor:
     """0 below ``f_high_pass``, raised cosine up to ``f``, 1 above (digital frequencies)."""
     width = max(f - f_high_pass, 1e-9)
-    t = torch.clamp((norm - f_high_pass) / width, 0.0, 1.0)
-    return 0.5 * (1.0 - torch.cos(torch.pi * t))
+    t = (norm - f_high_pass).div_(width).clamp_(0.0, 1.0)  # in place: one temporary, same values
+    return t.mul_(torch.pi).cos_().neg_().add_(1.0).mul_(0.5)
 
 
 def lowpass_transfer(norm: torch.Tensor, f: float, f_low_pass: float) -> torch.Tensor:
     """1 below ``f``, raised cosine down to 0 at ``f_low_pass``, 0 above (digital frequencies)."""
     width = max(f_low_pass - f, 1e-9)
-    t = torch.clamp((norm - f) / width, 0.0, 1.0)
-    return 0.5 * (1.0 + torch.cos(torch.pi * t))
+    t = (norm - f).div_(width).clamp_(0.0, 1.0)
+    return t.mul_(torch.pi).cos_().add_(1.0).mul_(0.5)
 
 
 def to_spectrum(volumes: np.ndarray | torch.Tensor, device: torch.device | str) -> torch.Tensor:
