@@ -90,7 +90,7 @@ def _infer(argv):
     from pathlib import Path
 
     from locres.cli import run_cli
-    from locres.report.run import infer_from_config
+    from locres.pipeline.infer import infer_from_config
 
     cfg = Path(__file__).resolve().parents[2] / "configs"
     run_cli(lambda c: infer_from_config(c, config_dir=cfg), "infer", config_dir=cfg, argv=argv)
