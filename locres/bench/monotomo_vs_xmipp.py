@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -99,8 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     case = compare(tuple(args.shape), args.xmipp, args.seed)
     log.info("%s", case)
-    result = {"command": "python -m locres.bench.monotomo_vs_xmipp " + " ".join(sys.argv[1:] if argv is None
-                                                                                else argv),
+    shape = " ".join(str(v) for v in args.shape)  # no machine paths in the committed result
+    result = {"command": f"python -m locres.bench.monotomo_vs_xmipp --xmipp XMIPP_OUT --shape {shape} "
+                         f"--seed {args.seed}",
               "params": PARAMS, "voxel_size_a": VOXEL_A, "cpu_count": os.cpu_count(), "case": case}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
