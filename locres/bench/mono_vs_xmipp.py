@@ -1,8 +1,9 @@
 """MonoRes against the original Xmipp program on held-out phantoms: voxel-by-voxel agreement and time.
 
-    python -m locres.bench.mono_vs_xmipp --xmipp /work/xmipp_build/out [--n 64] [--seeds 101]
+    python -m locres.bench.mono_vs_xmipp --xmipp XMIPP_OUT [--n 64] [--seeds 101]
 
-Needs the programs built by ``shared/reference/xmipp/build.sh``. Both run with the coarse end 15 A,
+Needs the programs built by ``shared/reference/xmipp/build.sh`` (XMIPP_OUT holds ``mini/`` and ``core/``).
+Both run with the coarse end 15 A,
 step 0.5 A, significance 0.95, half maps (``--noiseonlyinhalves``) and the half-map average as one map.
 Agreement is over the voxels both estimate: median |difference| (A) and Spearman. Writes
 ``bench_results/mono_vs_xmipp.json`` with the command that made it.
