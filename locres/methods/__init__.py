@@ -26,7 +26,7 @@ import numpy as np
 
 from locres.errors import LocresError
 
-METHOD_NAMES = ("deepres", "blocres", "resmap", "monores", "monodir", "monotomo")
+METHOD_NAMES = ("deepres", "blocres", "resmap", "monores", "monodir", "monotomo", "dfsc")
 
 
 @dataclass

@@ -4,23 +4,35 @@ For a sweep of frequencies from coarse to fine, the map is high-passed at the fr
 amplitude (energy at every voxel of what lies above that frequency) is compared voxel by voxel with the
 amplitude of noise in the same band, and a voxel's resolution is the finest frequency at which it still
 stands out of the noise at the chosen significance. Noise comes from outside the mask (one map) or from
-the half-map difference (two half maps, everywhere in the box).
+the half-map difference (two half maps).
 
-Departures from the reference (``specs/monogenic.md`` section 1), each deliberate:
+The stages follow Xmipp's ``resolution_monogenic_signal`` (the reference wins over
+``specs/monogenic.md`` where they disagree): :func:`monores_masks` (radius limit, refinement, signal and
+noise sets), :func:`noise_sample_index`, :func:`monores_sweep`, :func:`postprocess_resolution`.
 
-- The final smoothing is a normalised Gaussian average over the mask only: the reference smooths the
-  zeros outside the mask in, which pulls voxels at the surface toward 0 A (too fine).
-- Mask voxels that never received an estimate (dropped by the refinement) are left out of the smoothing
-  and of the returned mask instead of being set to the median.
-- With half maps the noise sample is the difference map's amplitude over every usable voxel (mask and
-  solvent); the reference's option "noise only in halves" is the default and the exclusion-mask quirk
-  (ignored with half maps unless that option is on) is not copied: an exclusion mask always applies.
+- One map: the weak mask voxels that the refinement moves out of the signal join the noise pool.
+- Half maps with ``noise_only_in_halves`` (default): noise is the half difference over the mask's voxels
+  only (the reference marks everything outside the mask -1, out of both sets).
+- Post-processing: voxels not estimated are set to the median before the Gaussian smoothing, then
+  min(smoothed, raw), as the reference.
+
+Departures from the reference, each deliberate:
+
+- Voxels that fail the first two sweep steps never passed any test; the reference gives them the sweep's
+  start value (two steps back), which on a sharpened map is most of the mask. They are counted
+  (``never_passed_voxels``) and left unestimated (0, out of the returned mask) unless
+  ``keep_never_passed=True`` restores the reference's behaviour.
+- The exclusion-mask quirk (ignored with half maps unless ``noise_only_in_halves``) is not copied: an
+  exclusion mask always applies.
+- The noise percentile is taken on an evenly strided subset of at most ``max_noise_samples`` voxels.
 - No mask given: one is made from the map (see :func:`automatic_mask`) and returned.
 """
+
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -40,7 +52,6 @@ from locres.methods.monogenic import (
     percentile_threshold,
     radius_limit,
     resolve_device,
-    smooth_within,
     snap_index,
     sweep_step,
     threads_for_volume,
@@ -123,15 +134,199 @@ def automatic_mask(volume: np.ndarray, voxel_size_a: float) -> np.ndarray:
     return mask
 
 
+@dataclass
+class MonoResMasks:
+    """Signal and noise sets of the mask stage ((Z, Y, X) bool) and the radii (voxels) that bound them."""
+
+    signal: np.ndarray
+    noise: np.ndarray
+    rprot_px: float
+    rlimit_px: float
+    refined_out: int
+
+
+@dataclass
+class SweepResult:
+    """Raw resolution (Angstrom, 0 where never set), voxels that passed a test, tested resolutions."""
+
+    res: torch.Tensor
+    passed: torch.Tensor
+    visited: list[float]
+    trace: list[dict]
+
+
+def monores_masks(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray, halves: bool,
+                  noise_only_in_halves: bool, exclude_mask: np.ndarray | None,
+                  device: torch.device) -> MonoResMasks:
+    """Mask stage: usable voxels, mask refinement, and the signal and noise sets (reference's pMask).
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) float32
+        The map (half-map average with half maps).
+    voxel_size_a : float
+        Voxel size in Angstrom.
+    mask : (Z, Y, X) bool
+        Molecule mask (non-empty).
+    halves : bool
+        Whether noise comes from a half-map difference.
+    noise_only_in_halves : bool
+        With half maps: no refinement, noise from the mask's voxels only (the reference sets everything
+        outside the mask to -1, out of both sets); off: refinement, noise over mask and solvent.
+    exclude_mask : (Z, Y, X) bool or None
+        Voxels out of both sets.
+    device : torch.device
+
+    Returns
+    -------
+    MonoResMasks
+        ``signal``: voxels to estimate; ``noise``: voxels whose (noise) amplitude sets the threshold.
+        One map: solvent plus the weak mask voxels that the refinement moved out of the signal
+        (reference: they become 0, the noise label). Half maps: the mask (``noise_only_in_halves``) or
+        every usable voxel.
+    """
+    shape = volume.shape
+    rprot, rlimit = radius_limit(volume, mask)
+    valid = centred_radius(shape) <= rlimit
+    if exclude_mask is not None:
+        valid &= ~exclude_mask.astype(bool)
+    signal = mask & valid
+    refined_out = np.zeros(shape, bool)
+    if not halves or not noise_only_in_halves:
+        # refinement: mask voxels whose smoothed full-band amplitude is below the 95th percentile of the
+        # solvent's leave the signal and join the noise
+        amp = gaussian_smooth(full_band_amplitude(volume, device), 4.0).cpu().numpy()
+        solvent = valid & ~mask
+        if solvent.sum() < 100:
+            raise LocresError("no solvent left around the mask for the noise estimate: use half maps or a "
+                              "box with room around the particle")
+        thr = np.sort(amp[solvent])[int(solvent.sum() * 0.95)]
+        refined_out = signal & (amp < thr)
+        signal &= ~refined_out
+    if not halves:
+        noise = (valid & ~mask) | refined_out
+    elif noise_only_in_halves:
+        noise = signal.copy()
+    else:
+        noise = valid.copy()
+    if not signal.any():
+        raise LocresError("no mask voxel stands above the solvent: check the mask and the map")
+    return MonoResMasks(signal=signal, noise=noise, rprot_px=rprot, rlimit_px=rlimit,
+                        refined_out=int(refined_out.sum()))
+
+
+def noise_sample_index(noise_mask: np.ndarray, max_noise_samples: int, device: torch.device) -> torch.Tensor:
+    """Noise stage: flat indices of the noise voxels, thinned by a fixed stride beyond ``max_noise_samples``.
+
+    The percentile of two million evenly strided samples is as good as that of all and saves a sort of
+    the whole box per step.
+    """
+    idx = torch.from_numpy(np.flatnonzero(noise_mask.ravel())).to(device)
+    if idx.numel() == 0:
+        raise LocresError("no noise voxels to set a threshold from: give a mask that leaves room around "
+                          "the particle, or half maps")
+    if idx.numel() > max_noise_samples:
+        idx = idx[:: int(np.ceil(idx.numel() / max_noise_samples))]
+    return idx
+
+
+def monores_sweep(spectra: torch.Tensor, grid: FourierGrid, bands: list[Band], signal: np.ndarray,
+                  noise_idx: torch.Tensor, halves: bool, significance: float, gaussian_threshold: bool,
+                  voxel_size_a: float, batch: int) -> SweepResult:
+    """Sweep stage: bands from coarse to fine, per-voxel test against the noise threshold.
+
+    ``spectra`` holds the map (and, with half maps, the half difference) as (C, Z, Y, X//2+1). Stops
+    when fewer than 2.5 % of the signal voxels are active, when the signal's mean amplitude falls below
+    0.1 % of its maximum, when the signal is no longer significantly above the noise, or at Nyquist.
+    """
+    dev = grid.device
+    shape = grid.shape
+    z_crit = float(normal_dist.ppf(significance))
+    n_vox = int(signal.sum())
+    active = torch.from_numpy(signal.copy()).to(dev)
+    passed = torch.zeros(shape, dtype=torch.bool, device=dev)
+    fails = torch.zeros(shape, dtype=torch.int8, device=dev)
+    res = torch.zeros(shape, dtype=torch.float32, device=dev)
+    visited: list[float] = []
+    trace: list[dict] = []
+    max_mean_s, stop, it = 0.0, False, 0
+    while it < len(bands) and not stop:
+        chunk = bands[it:it + batch]
+        amps = monogenic_amplitude(spectra, grid, chunk)
+        for j, band in enumerate(chunk):
+            n_s = int(active.sum())
+            if n_s / n_vox < 0.025:
+                stop = True
+                break
+            r = band.resolution_a
+            visited.append(r)
+            r2 = visited[0] if len(visited) <= 2 else visited[-3]
+            a_s = amps[0, j]
+            noise = (amps[1, j] if halves else a_s).reshape(-1)[noise_idx]
+            sig = a_s[active]
+            mean_n, var_n = float(noise.mean()), float(noise.var())
+            mean_s, var_s = float(sig.mean()), float(sig.var()) if n_s > 1 else 0.0
+            thr = (mean_n + z_crit * var_n**0.5 if gaussian_threshold
+                   else percentile_threshold(noise, significance))
+            max_mean_s = max(max_mean_s, mean_s)
+            if mean_s < 0.001 * max_mean_s:
+                visited.pop()
+                stop = True
+                break
+            above = a_s > thr
+            passed |= active & above
+            active, res, fails = sweep_step(active, above, res, fails, r, r2)
+            z = (mean_s - mean_n) / max((var_s / max(n_s, 1) + var_n / max(noise.numel(), 1)) ** 0.5, 1e-30)
+            trace.append({"resolution_a": round(r, 4), "threshold": thr, "mean_signal": mean_s,
+                          "mean_noise": mean_n, "active_fraction": n_s / n_vox, "z": z})
+            log.debug("MonoRes %.2f A: thr %.4g, active %.3f, z %.2f", r, thr, n_s / n_vox, z)
+            it += 1
+            if z < z_crit or r < 2.0 * voxel_size_a + 1e-6:
+                stop = True
+                break
+        del amps
+    return SweepResult(res=res, passed=passed, visited=visited, trace=trace)
+
+
+def postprocess_resolution(raw: torch.Tensor, estimated: torch.Tensor, voxel_size_a: float,
+                           grid: FourierGrid, smooth: bool = True, sigma_ref: float = 3.0) -> torch.Tensor:
+    """Post-processing stage, as the reference: median fill, Gaussian smoothing, min(smoothed, raw).
+
+    Every voxel not ``estimated`` (outside the mask, below the last tested resolution) is set to the
+    median of the estimated values (sorted(values)[int(N / 2)]) before a Gaussian smoothing
+    (``sigma_ref`` in the reference's convention, periodic); an estimated voxel then takes the smoothed
+    value where that is finer than its raw value but not beyond Nyquist. Not-estimated voxels hold 0.
+
+    Parameters
+    ----------
+    raw : (Z, Y, X) float32 tensor
+        Raw resolution in Angstrom.
+    estimated : (Z, Y, X) bool tensor
+    voxel_size_a : float
+    grid : FourierGrid
+        Frequencies of the box (for the smoothing).
+    smooth : bool
+        False: the raw values (0 outside ``estimated``).
+    """
+    out = raw
+    if smooth and bool(estimated.any()):
+        vals = raw[estimated]
+        fill = torch.sort(vals).values[int(0.5 * vals.numel())]
+        smoothed = gaussian_smooth(torch.where(estimated, raw, fill), sigma_ref, grid)
+        use = estimated & (smoothed <= raw) & (smoothed >= 2.0 * voxel_size_a)
+        out = torch.where(use, smoothed, raw)
+    return torch.where(estimated, out, torch.zeros_like(out))
+
+
 def estimate_monores(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray | None = None,
                      half1: np.ndarray | None = None, half2: np.ndarray | None = None,
                      min_resolution_a: float | None = None, max_resolution_a: float | None = None,
                      step_a: float | None = None, significance: float = 0.95,
                      noise_only_in_halves: bool = True, gaussian_threshold: bool = False,
-                     smooth: bool = True, exclude_mask: np.ndarray | None = None,
-                     bands_per_batch: int | None = None, max_noise_samples: int = 2_000_000,
-                     device: str = "cpu") -> LocalResolution:
-    """MonoRes local resolution of a map (Angstrom, (Z, Y, X) float32, 0 outside the refined mask).
+                     smooth: bool = True, keep_never_passed: bool = False,
+                     exclude_mask: np.ndarray | None = None, bands_per_batch: int | None = None,
+                     max_noise_samples: int = 2_000_000, device: str = "cpu") -> LocalResolution:
+    """MonoRes local resolution of a map (Angstrom, (Z, Y, X) float32, 0 where not estimated).
 
     Parameters
     ----------
@@ -148,19 +343,21 @@ def estimate_monores(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
     significance : float
         One-sided significance of the per-voxel test (0.95).
     noise_only_in_halves : bool
-        With half maps, take noise only from their difference (default); off: mask refinement as for a
-        single map.
+        With half maps, noise from their difference over the mask only, no refinement (default); off:
+        mask refinement and noise over mask and solvent.
     gaussian_threshold : bool
         Threshold mean + z * std of the noise instead of its percentile.
     smooth : bool
-        Post-smoothing (normalised Gaussian over the mask, never coarser than the raw value).
+        Post-smoothing (median fill, Gaussian, never coarser than the raw value).
+    keep_never_passed : bool
+        True: voxels that never passed a test hold the sweep's start value, as the reference; False
+        (default): they are left unestimated (and counted in ``info["never_passed_voxels"]``).
     exclude_mask : (Z, Y, X) bool, optional
         Voxels left out of signal and noise.
     bands_per_batch : int, optional
         Bands evaluated per batched FFT (None: 1 on CPU, 4 on GPU).
     max_noise_samples : int
-        Noise statistics use at most this many voxels (an evenly strided subset; the percentile of two
-        million samples is as good as that of all, and it saves a sort of the whole box per step).
+        Noise statistics use at most this many voxels (an evenly strided subset).
     device : str
         "cpu", "cuda" or "auto".
     """
@@ -184,110 +381,50 @@ def estimate_monores(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
     mask = automatic_mask(volume, voxel_size_a) if auto_mask else mask.astype(bool)
     if not mask.any():
         raise LocresError("the mask is empty: give a mask that covers the molecule")
-
-    # usable voxels: inside the radius limit and not excluded
-    rprot, rlimit = radius_limit(volume, mask)
-    valid = centred_radius(shape) <= rlimit
-    if exclude_mask is not None:
-        valid &= ~exclude_mask.astype(bool)
-    signal_mask = mask & valid
-    if not halves or not noise_only_in_halves:
-        # mask refinement: weak mask voxels (below the 95th percentile of solvent amplitude) are not
-        # estimated (the reference moves them to the noise set; we leave them out of both)
-        amp = gaussian_smooth(full_band_amplitude(volume, dev), 4.0).cpu().numpy()
-        solvent = valid & ~mask
-        if solvent.sum() < 100:
-            raise LocresError("no solvent left around the mask for the noise estimate: use half maps or a "
-                              "box with room around the particle")
-        thr = np.sort(amp[solvent])[int(solvent.sum() * 0.95)]
-        signal_mask &= amp >= thr
-    noise_mask = (valid & ~mask) if not halves else valid
-    n_vox = int(signal_mask.sum())
-    if n_vox == 0:
-        raise LocresError("no mask voxel stands above the solvent: check the mask and the map")
-
+    sets = monores_masks(volume, voxel_size_a, mask, halves, noise_only_in_halves, exclude_mask, dev)
+    noise_idx = noise_sample_index(sets.noise, max_noise_samples, dev)
     bands = sweep_bands(voxel_size_a, shape, min_res, max_res, step)
     if not bands:
         raise LocresError("the resolution range holds no frequency of this box: widen it")
-    z_crit = float(normal_dist.ppf(significance))
     grid = FourierGrid(shape, dev)
     spectra = to_spectrum(np.stack([volume, noise_vol]) if halves else volume[None], dev)
-    t_active = torch.from_numpy(signal_mask.copy()).to(dev)
-    # noise sample: every voxel of the noise region, thinned by a fixed stride beyond max_noise_samples
-    noise_idx = torch.from_numpy(np.flatnonzero(noise_mask.ravel())).to(dev)
-    if noise_idx.numel() > max_noise_samples:
-        noise_idx = noise_idx[:: int(np.ceil(noise_idx.numel() / max_noise_samples))]
-    fails = torch.zeros(shape, dtype=torch.int8, device=dev)
-    res = torch.zeros(shape, dtype=torch.float32, device=dev)
     batch = bands_per_batch or (4 if dev.type == "cuda" else 1)
-    visited: list[float] = []
-    trace: list[dict] = []
-    max_mean_s = 0.0
-    stop = False
-    it = 0
-    while it < len(bands) and not stop:
-        chunk = bands[it:it + batch]
-        amps = monogenic_amplitude(spectra, grid, chunk)
-        for j, band in enumerate(chunk):
-            n_s = int(t_active.sum())
-            if n_s / n_vox < 0.025:
-                stop = True
-                break
-            r = band.resolution_a
-            visited.append(r)
-            r2 = visited[0] if len(visited) <= 2 else visited[-3]
-            a_s = amps[0, j]
-            noise = (amps[1, j] if halves else a_s).reshape(-1)[noise_idx]
-            sig = a_s[t_active]
-            mean_n, var_n = float(noise.mean()), float(noise.var())
-            mean_s, var_s = float(sig.mean()), float(sig.var()) if n_s > 1 else 0.0
-            thr = (mean_n + z_crit * var_n**0.5 if gaussian_threshold
-                   else percentile_threshold(noise, significance))
-            max_mean_s = max(max_mean_s, mean_s)
-            if mean_s < 0.001 * max_mean_s:
-                visited.pop()
-                stop = True
-                break
-            t_active, res, fails = sweep_step(t_active, a_s > thr, res, fails, r, r2)
-            z = (mean_s - mean_n) / max((var_s / max(n_s, 1) + var_n / max(noise.numel(), 1)) ** 0.5, 1e-30)
-            trace.append({"resolution_a": round(r, 4), "threshold": thr, "mean_signal": mean_s,
-                          "mean_noise": mean_n, "active_fraction": n_s / n_vox, "z": z})
-            log.debug("MonoRes %.2f A: thr %.4g, active %.3f, z %.2f", r, thr, n_s / n_vox, z)
-            it += 1
-            if z < z_crit or r < 2.0 * voxel_size_a + 1e-6:
-                stop = True
-                break
-        del amps
-
-    last_r = visited[-1] if visited else bands[0].resolution_a
-    estimated = t_active.new_zeros(shape)
-    estimated |= torch.from_numpy(signal_mask).to(dev) & (res > last_r - 0.001)
-    raw = res.clone()
-    if smooth and bool(estimated.any()):
-        smoothed = smooth_within(raw, estimated, 3.0, grid)
-        use = estimated & (smoothed <= raw) & (smoothed >= 2.0 * voxel_size_a)
-        res = torch.where(use, smoothed, raw)
-    res = torch.where(estimated, res, torch.zeros_like(res))
+    sw = monores_sweep(spectra, grid, bands, sets.signal, noise_idx, halves, significance,
+                       gaussian_threshold, voxel_size_a, batch)
+    del spectra
+    last_r = sw.visited[-1] if sw.visited else bands[0].resolution_a
+    t_signal = torch.from_numpy(sets.signal).to(dev)
+    estimated = t_signal & (sw.res > last_r - 0.001)
+    never = estimated & ~sw.passed
+    if not keep_never_passed:
+        estimated &= sw.passed
+    res = postprocess_resolution(sw.res, estimated, voxel_size_a, grid, smooth)
     out = res.cpu().numpy().astype(np.float32)
     est = estimated.cpu().numpy()
-    vals = out[est]
-    hist_edges = (np.arange(np.floor(vals.min() * 4) / 4, vals.max() + 0.5, 0.25) if vals.size
-                  else np.array([0.0, 1.0]))
-    hist, _ = np.histogram(vals, bins=hist_edges)
-    info = {
-        "min_resolution_a": min_res, "max_resolution_a": max_res, "step_a": step,
-        "significance": significance,
-        "mode": "half maps" if halves else "single map", "noise_only_in_halves": bool(noise_only_in_halves),
-        "gaussian_threshold": bool(gaussian_threshold), "smooth": bool(smooth), "automatic_mask": auto_mask,
-        "protein_radius_px": rprot, "radius_limit_px": rlimit, "mask_voxels": int(mask.sum()),
-        "estimated_voxels": int(est.sum()), "last_resolution_a": last_r,
-        "median_a": float(np.median(vals)) if vals.size else None,
-        "histogram": {"edges_a": hist_edges.tolist(), "counts": hist.tolist()},
-        "sweep": trace,
-    }
-    log.info("MonoRes: %d voxels, median %.2f A, sweep stopped at %.2f A", est.sum(),
+    info = _summary(out, est, dict(
+        min_resolution_a=min_res, max_resolution_a=max_res, step_a=step, significance=significance,
+        mode="half maps" if halves else "single map", noise_only_in_halves=bool(noise_only_in_halves),
+        gaussian_threshold=bool(gaussian_threshold), smooth=bool(smooth), automatic_mask=auto_mask,
+        keep_never_passed=bool(keep_never_passed), protein_radius_px=sets.rprot_px,
+        radius_limit_px=sets.rlimit_px, mask_voxels=int(mask.sum()), signal_voxels=int(sets.signal.sum()),
+        noise_voxels=int(sets.noise.sum()), refined_out_voxels=sets.refined_out,
+        never_passed_voxels=int(never.sum()), last_resolution_a=last_r, sweep=sw.trace))
+    log.info("MonoRes: %d voxels (%d never passed, %s), median %.2f A, sweep stopped at %.2f A", est.sum(),
+             info["never_passed_voxels"], "kept" if keep_never_passed else "left out",
              info["median_a"] or 0.0, last_r)
     return LocalResolution(resolution_a=out, info=info, mask=est)
+
+
+def _summary(out: np.ndarray, est: np.ndarray, info: dict) -> dict:
+    """``info`` plus the estimated-voxel count, median and a 0.25 A histogram of ``out[est]``."""
+    vals = out[est]
+    edges = (np.arange(np.floor(vals.min() * 4) / 4, vals.max() + 0.5, 0.25) if vals.size
+             else np.array([0.0, 1.0]))
+    hist, _ = np.histogram(vals, bins=edges)
+    sweep = info.pop("sweep")
+    info.update(estimated_voxels=int(est.sum()), median_a=float(np.median(vals)) if vals.size else None,
+                histogram={"edges_a": edges.tolist(), "counts": hist.tolist()}, sweep=sweep)
+    return info
 
 
 def run(inputs: MethodInputs, **params) -> LocalResolution:

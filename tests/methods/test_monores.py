@@ -91,3 +91,71 @@ def test_bad_resolution_range_is_a_one_line_error(params, msg):
     with pytest.raises(LocresError, match=msg) as err:
         monores.run(MethodInputs(1.0, half1=h1, half2=h2, mask=mask), **params)
     assert "\n" not in str(err.value)
+
+
+def _ball_with_rim(n=32, core=5.0, rim=8.0):
+    r = centred_radius((n, n, n))
+    est = r < 9
+    shell = est & (r >= 8)
+    raw = np.where(est, core, 0.0).astype(np.float32)
+    raw[shell] = rim
+    return raw, est, shell
+
+
+def test_postprocessing_fills_the_outside_with_the_median_before_smoothing():
+    from scipy import ndimage
+
+    raw, est, shell = _ball_with_rim()
+    assert shell.sum() < 0.5 * est.sum()  # the median is the core value
+    grid = FourierGrid(raw.shape)
+    out = monores.postprocess_resolution(torch.from_numpy(raw), torch.from_numpy(est), 1.0, grid).numpy()
+    # box filled with 5 A except the rim at 8 A: smoothed = 5 + 3 * G * rim (reference sigma 3 = std 3/sqrt 2)
+    expect = 5.0 + 3.0 * ndimage.gaussian_filter(shell.astype(np.float64), 3.0 / np.sqrt(2), mode="wrap")
+    np.testing.assert_allclose(out[shell], expect[shell], atol=0.05)
+    assert np.all(out[~est] == 0)
+    # a uniform map reads the same at its rim as in its core
+    flat = np.where(est, 5.0, 0.0).astype(np.float32)
+    out = monores.postprocess_resolution(torch.from_numpy(flat), torch.from_numpy(est), 1.0, grid).numpy()
+    np.testing.assert_allclose(out[est], 5.0, atol=1e-4)
+
+
+def test_single_map_refined_out_mask_voxels_join_the_noise():
+    h1, _, _ = atom_map((48, 48, 48), 1.0, 5.0, 6, 0.3, seed=4)
+    wide = centred_radius(h1.shape) < 17  # the mask overshoots the particle by 11 voxels
+    sets = monores.monores_masks(h1, 1.0, wide, False, True, None, torch.device("cpu"))
+    valid = centred_radius(h1.shape) <= sets.rlimit_px
+    refined = wide & valid & ~sets.signal
+    assert sets.refined_out == refined.sum() > 0
+    assert np.array_equal(sets.noise, (valid & ~wide) | refined)
+    assert not (sets.noise & sets.signal).any()
+
+
+def test_noise_only_in_halves_takes_the_noise_from_the_mask_only():
+    h1, h2, mask = atom_map((32, 32, 32), 1.0, 5.0, 9, 0.3, seed=6)
+    vol = 0.5 * (h1 + h2)
+    only = monores.monores_masks(vol, 1.0, mask, True, True, None, torch.device("cpu"))
+    assert np.array_equal(only.noise, only.signal) and np.array_equal(only.signal, mask)
+    both = monores.monores_masks(vol, 1.0, mask, True, False, None, torch.device("cpu"))
+    valid = centred_radius(mask.shape) <= both.rlimit_px
+    assert np.array_equal(both.noise, valid)
+
+
+def test_voxels_that_never_pass_are_counted_and_left_unestimated():
+    # signal only in a 6 px ball; the mask reaches 19 px: its outer voxels hold noise alone
+    h1, h2, _ = atom_map((44, 44, 44), 1.0, 5.0, 6, 0.3, seed=7)
+    r = centred_radius(h1.shape)
+    mask = r < 19
+    empty = mask & (r >= 15)
+    default = monores.run(MethodInputs(1.0, half1=h1, half2=h2, mask=mask), max_resolution_a=8.0)
+    kept = monores.run(MethodInputs(1.0, half1=h1, half2=h2, mask=mask), max_resolution_a=8.0,
+                       keep_never_passed=True)
+    n_never = default.info["never_passed_voxels"]
+    assert n_never == kept.info["never_passed_voxels"] >= 0.7 * empty.sum()
+    assert (default.mask & empty).sum() < 0.3 * empty.sum()  # the empty shell is mostly not estimated
+    assert kept.mask.sum() - default.mask.sum() == n_never
+    # the reference's behaviour: they hold the sweep's start value (before smoothing)
+    start = kept.info["sweep"][0]["resolution_a"]
+    gained = kept.mask & ~default.mask
+    raw = monores.run(MethodInputs(1.0, half1=h1, half2=h2, mask=mask), max_resolution_a=8.0,
+                      keep_never_passed=True, smooth=False)
+    np.testing.assert_allclose(raw.resolution_a[gained], start, atol=1e-4)
