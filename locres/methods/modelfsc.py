@@ -218,6 +218,9 @@ def run(inputs: MethodInputs, **params) -> LocalResolution:
     if inputs.mask is not None:
         fp = inputs.mask if fp is None else (fp & inputs.mask)
     res = local_model_map_fsc(inputs.average_map(), inputs.model_map, fp, inputs.voxel_size_a, **params)
-    info = {"threshold": params.get("threshold", 0.5), "window_a": params.get("window_a", 6.0),
+    info = {"what": "local map-vs-model FSC: where the windowed correlation of the map and the fitted "
+                    "model's density in frequency shells first drops below the threshold; inside the "
+                    "model's footprint (and the mask, when given)",
+            "threshold": params.get("threshold", 0.5), "window_a": params.get("window_a", 6.0),
             "footprint_voxels": int((res > 0).sum())}
     return LocalResolution(resolution_a=res, info=info, mask=res > 0)
