@@ -196,3 +196,8 @@ def test_real_map_methods_are_scored_against_the_local_model_map_fsc():
     assert c["mae_vs_modelfsc_a"] == pytest.approx(1.0, abs=1e-5)
     assert c["bias_vs_modelfsc_a"] == pytest.approx(1.0, abs=1e-5)
     assert c["n_vs_modelfsc"] > 0.5 * fp.sum()  # footprint voxels inside the bench's 3 A model mask
+    from locres.bench.tables import realmaps_tables
+
+    table = realmaps_tables({"maps": {"toy": out}})
+    assert "| modelfsc (yardstick) |" in table and "MAE vs modelfsc" in table
+    assert "| coarser |" in table and "| +1.00 |" in table  # the bias column
