@@ -217,9 +217,11 @@ def local_model_map_fsc(map_zyx: np.ndarray, model_map_zyx: np.ndarray, footprin
     return res
 
 
-def run(inputs: MethodInputs, **params) -> LocalResolution:
-    """Adapter for ``infer.py``: needs ``inputs.model_map`` and ``inputs.model_footprint``."""
-    params = {k: v for k, v in params.items() if k != "name"}
+def run(inputs: MethodInputs, window_a: float = 6.0, threshold: float = 0.5, shell_width: float = 0.08,
+        shell_step: float = 0.12, min_shells: int = 12, min_periods: float = 2.0,
+        max_resolution_a: float | None = None) -> LocalResolution:
+    """Adapter for the pipeline: needs ``inputs.model_map`` and ``inputs.model_footprint`` (from
+    ``input.model``); reports inside the footprint, and inside ``inputs.mask`` when one was given."""
     if inputs.model_map is None:
         raise LocresError(
             "method modelfsc needs a fitted atomic model: give input.model=MODEL.pdb (or .cif)"
@@ -227,10 +229,12 @@ def run(inputs: MethodInputs, **params) -> LocalResolution:
     fp = inputs.model_footprint
     if inputs.mask is not None:
         fp = inputs.mask if fp is None else (fp & inputs.mask)
-    res = local_model_map_fsc(inputs.average_map(), inputs.model_map, fp, inputs.voxel_size_a, **params)
+    res = local_model_map_fsc(inputs.average_map(), inputs.model_map, fp, inputs.voxel_size_a,
+                              window_a=window_a, threshold=threshold, shell_width=shell_width,
+                              shell_step=shell_step, min_shells=min_shells, min_periods=min_periods,
+                              max_resolution_a=max_resolution_a)
     info = {"what": "local map-vs-model FSC: where the windowed correlation of the map and the fitted "
                     "model's density in frequency shells first drops below the threshold; inside the "
                     "model's footprint (and the mask, when given)",
-            "threshold": params.get("threshold", 0.5), "window_a": params.get("window_a", 6.0),
-            "footprint_voxels": int((res > 0).sum())}
+            "threshold": threshold, "window_a": window_a, "footprint_voxels": int((res > 0).sum())}
     return LocalResolution(resolution_a=res, info=info, mask=res > 0)
