@@ -5,6 +5,7 @@
     python infer.py method=monores input.half1=H1.mrc input.half2=H2.mrc input.mask=K.mrc output.dir=OUT
     python infer.py method=all input.half1=H1.mrc input.half2=H2.mrc output.dir=OUT   # + compare.json/png
     python infer.py method=deepres input.map=SHARP.mrc input.reference_map=ORIG.mrc   # sharpening check
+    python infer.py method=modelfsc input.map=M.mrc input.model=MODEL.pdb output.dir=OUT   # vs a fitted model
 
 Method parameters go under ``method.`` (``method.box=20``); ``device=auto|cpu|cuda``;
 ``input.voxel_size=`` overrides a missing or wrong header value; ``debug=true`` shows tracebacks.

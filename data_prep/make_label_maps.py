@@ -2,10 +2,13 @@
 
     python data_prep/make_label_maps.py inputs=../shared/data/maps method=monores out_dir=runs/labels
     python data_prep/make_label_maps.py list_file=jobs.txt method=blocres method.box=20
+    python data_prep/make_label_maps.py inputs=../shared/data/maps/emd_5168 method=modelfsc   # vs the model
 
 A folder is searched recursively: files named ``*half1*``/``*half2*`` (or ``half_1``/``half_2``) with the
 same remaining name form a pair, any other map is a single map, and a lone file with ``mask`` in its name
-is the mask of the maps in its folder. Each job writes ``OUT/<job>/NAME.mrc`` (on the input's grid),
+is the mask of the maps in its folder; a lone atomic model (PDB/mmCIF) in a folder is the fitted model
+of its maps, used by methods that take one (``method=modelfsc``: local map-vs-model FSC labels on real
+maps). Each job writes ``OUT/<job>/NAME.mrc`` (on the input's grid),
 ``NAME.json`` and the method's extra maps through the same code as infer.py (atomic, nothing partial);
 a job already done is skipped, so an interrupted run picks up where it stopped. ``OUT/label_maps.json``
 lists every job with its status and median.
@@ -28,6 +31,8 @@ from locres.cli import run_cli  # noqa: E402
 from locres.errors import LocresError  # noqa: E402
 from locres.io.atomic import atomic_write_bytes  # noqa: E402
 from locres.io.maps import MAP_SUFFIXES  # noqa: E402
+from locres.io.models import is_model_file  # noqa: E402
+from locres.methods import get_method  # noqa: E402
 from locres.pipeline import Options, run_infer  # noqa: E402
 from locres.report.summary import to_json_bytes  # noqa: E402
 
@@ -54,6 +59,8 @@ def jobs_in_folder(folder: Path, use_masks: bool = True) -> list[dict]:
         files = sorted(p for p in d.iterdir() if _is_map(p))
         masks = [p for p in files if "mask" in p.name.lower()]
         mask = masks[0] if use_masks and len(masks) == 1 else None
+        models = [p for p in d.iterdir() if p.is_file() and is_model_file(p)]
+        model = models[0] if len(models) == 1 else None
         halves: dict[str, dict[str, Path]] = {}
         for p in files:
             if p in masks:
@@ -62,12 +69,11 @@ def jobs_in_folder(folder: Path, use_masks: bool = True) -> list[dict]:
             if m:
                 halves.setdefault(HALF.sub("half", _stem(p)), {})[m.group(1)] = p
             else:
-                jobs.append({"map": p, "mask": mask, "key": _key(folder, d, _stem(p))})
+                jobs.append({"map": p, "mask": mask, "model": model, "key": _key(folder, d, _stem(p))})
         for base, pair in halves.items():
             if set(pair) == {"1", "2"}:
-                jobs.append(
-                    {"half1": pair["1"], "half2": pair["2"], "mask": mask, "key": _key(folder, d, base)}
-                )
+                jobs.append({"half1": pair["1"], "half2": pair["2"], "mask": mask, "model": model,
+                             "key": _key(folder, d, base)})
             else:
                 log.warning("%s: half map without its partner, skipped", next(iter(pair.values())))
     return sorted(jobs, key=lambda j: j["key"])
@@ -79,7 +85,8 @@ def _key(root: Path, d: Path, stem: str) -> str:
 
 
 def jobs_from_list(list_file: Path) -> list[dict]:
-    """Jobs from a text file: ``MAP`` or ``HALF1 HALF2``, optionally ``mask=MASK``; # starts a comment."""
+    """Jobs from a text file: ``MAP`` or ``HALF1 HALF2``, optionally ``mask=MASK`` and ``model=MODEL``;
+    # starts a comment."""
     if not list_file.is_file():
         raise LocresError(f"list_file not found: {list_file}")
     jobs, seen = [], set()
@@ -87,16 +94,19 @@ def jobs_from_list(list_file: Path) -> list[dict]:
         words = line.split("#", 1)[0].split()
         if not words:
             continue
-        mask = next((w.split("=", 1)[1] for w in words if w.startswith("mask=")), None)
-        files = [Path(w).expanduser() for w in words if not w.startswith("mask=")]
+        opt = {k: next((w.split("=", 1)[1] for w in words if w.startswith(f"{k}=")), None)
+               for k in ("mask", "model")}
+        files = [Path(w).expanduser() for w in words if not w.startswith(("mask=", "model="))]
         if len(files) not in (1, 2):
-            raise LocresError(f"{list_file}:{n}: give MAP or HALF1 HALF2 (then optionally mask=MASK)")
+            raise LocresError(
+                f"{list_file}:{n}: give MAP or HALF1 HALF2 (then optionally mask=MASK model=MODEL)"
+            )
         key = _stem(files[0])
         while key in seen:
             key += "_"
         seen.add(key)
         job = {"map": files[0]} if len(files) == 1 else {"half1": files[0], "half2": files[1]}
-        jobs.append({**job, "mask": Path(mask) if mask else None, "key": key})
+        jobs.append({**job, **{k: Path(v) if v else None for k, v in opt.items()}, "key": key})
     return jobs
 
 
@@ -127,6 +137,7 @@ def main(cfg) -> None:
     if name == "all":
         raise LocresError("make_label_maps runs one method: choose method=NAME")
     jobs = collect_jobs(conf.get("inputs"), conf.get("list_file"), conf.get("use_masks", True))
+    needs_model = getattr(get_method(name), "INPUTS", "map") == "map_and_model"
     if conf.get("limit"):
         jobs = jobs[: int(conf["limit"])]
     out_root = Path(conf["out_dir"])
@@ -149,6 +160,7 @@ def main(cfg) -> None:
                 half1_path=_s(job.get("half1")),
                 half2_path=_s(job.get("half2")),
                 mask_path=_s(job.get("mask")),
+                model_path=_s(job.get("model")) if needs_model else None,
                 voxel_size_a=conf.get("voxel_size"),
                 device=conf.get("device", "auto"),
                 options=Options(plots=False, chimerax=False),

@@ -19,14 +19,12 @@ from pathlib import Path
 
 import gemmi
 import numpy as np
-from scipy import ndimage
 
 from locres.core.fourier import lowpass_raised_cosine
-from locres.core.maps import MapGeometry
 from locres.io.atomic import atomic_write_bytes
 from locres.io.maps import read_map
 from locres.io.models import read_structure
-from locres.simulate.density import atom_positions_a, simulate_map_in_frame
+from locres.simulate.density import model_footprint, simulate_map_in_frame
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +34,6 @@ PAIRS = (  # map, model, resolutions (A) to compare at
     ("emd_5168/emd_5168.map", "emd_5168/3MFP.pdb", (None, 4.5, 6.0, 8.0, 10.0)),
     ("emd_2566_crop/2566_3J6B_9.mrc", "emd_2566_crop/3J6B_9.pdb", (None, 3.5, 6.0)),
 )
-
-
-def model_footprint(structure: gemmi.Structure, geometry: MapGeometry, radius_a: float = 2.5) -> np.ndarray:
-    """Bool (z, y, x) mask of the voxels within ``radius_a`` Angstrom of an atom of ``structure``."""
-    v = np.asarray(geometry.voxel_size_xyz_a)
-    idx = np.round((atom_positions_a(structure) - geometry.corner_xyz_a) / v).astype(int)[:, ::-1]
-    shape = np.asarray(geometry.shape_zyx)
-    ok = np.all((idx >= 0) & (idx < shape), axis=1)
-    occupied = np.zeros(geometry.shape_zyx, dtype=bool)
-    occupied[tuple(idx[ok].T)] = True
-    if not occupied.any():
-        return occupied
-    return ndimage.distance_transform_edt(~occupied, sampling=v[::-1]) <= radius_a
 
 
 def correlations(sim: np.ndarray, real: np.ndarray, voxel_size_a: float, footprint: np.ndarray,

@@ -127,7 +127,8 @@ def sharpening_table(study: dict) -> str:
 
 
 def realmaps_tables(result: dict) -> str:
-    """Per real map: each variant's median, Spearman with B-factors, and the pairwise Spearman matrix."""
+    """Per real map: the modelfsc yardstick, each variant's median, MAE / bias / Spearman against the
+    yardstick, Spearman with B-factors, and the pairwise Spearman matrix."""
     out = []
     for name, m in result["maps"].items():
         nz, ny, nx = m["shape_zyx"]
@@ -135,16 +136,24 @@ def realmaps_tables(result: dict) -> str:
                    f"{m['voxel_size_a']:.3f} A/px, mask {m['mask_source']}; reported "
                    f"{fmt(m.get('reported_resolution_a'), 1)} A)\n")
         labels = [k for k, v in m["variants"].items() if v.get("error") is None]
+        rep = m.get("reported_resolution_a")
         rows = []
+        ref = m.get("modelfsc")
+        if ref:
+            dev = ref["median_a"] - rep if rep else None
+            rows.append(["modelfsc (yardstick)", fmt(ref["median_a"]), fmt(dev, signed=True), "-", "-", "-",
+                         "-", fmt(ref.get("spearman_bfactor")), "-", fmt(ref.get("seconds"), 1), "ok"])
         for k, v in m["variants"].items():
-            rep = m.get("reported_resolution_a")
             dev = v["median_a"] - rep if (rep and v.get("median_a") is not None) else None
             rows.append([k, fmt(v.get("median_a")), fmt(dev, signed=True), fmt(v.get("coverage")),
+                         fmt(v.get("mae_vs_modelfsc_a")),
+                         fmt(v.get("bias_vs_modelfsc_a"), signed=True), fmt(v.get("spearman_modelfsc")),
                          fmt(v.get("spearman_bfactor")), fmt(v.get("n_atoms")), fmt(v.get("seconds"), 1),
                          (v.get("error") or "ok")[:90]])
-        out.append(markdown_table(["method", "median (A)", "median - reported", "coverage",
-                                   "Spearman vs B-factor", "atoms", "seconds", "status"], rows,
-                                  "l" + "r" * 6 + "l"))
+        headers = ["method", "median (A)", "median - reported", "coverage", "MAE vs modelfsc (A)",
+                   "bias vs modelfsc (A)", "Spearman vs modelfsc", "Spearman vs B-factor", "atoms", "seconds",
+                   "status"]
+        out.append(markdown_table(headers, rows, "l" + "r" * 9 + "l"))
         if len(labels) > 1:
             pair = m["pairwise_spearman"]
             out.append("\n" + markdown_table(["Spearman"] + labels,

@@ -3,7 +3,8 @@
 Every method module defines
 
 - ``NAME``: the method name used on the command line (``method=NAME``);
-- ``INPUTS``: ``"map"`` (one map), ``"halves"`` (two half maps) or ``"map_or_halves"``;
+- ``INPUTS``: ``"map"`` (one map), ``"halves"`` (two half maps), ``"map_or_halves"`` or
+  ``"map_and_model"`` (the map plus a fitted atomic model, as its simulated density and footprint);
 - ``run(inputs: MethodInputs, key=default, ...) -> LocalResolution``: the adapter the pipeline calls,
   with the keys of ``configs/method/NAME.yaml`` as its keyword parameters (the pipeline refuses any
   other key in one line, :func:`locres.pipeline.execute.check_parameters`; a ``run(inputs, **params)``
@@ -26,7 +27,7 @@ import numpy as np
 
 from locres.errors import LocresError
 
-METHOD_NAMES = ("deepres", "blocres", "resmap", "monores", "monodir", "monotomo", "dfsc")
+METHOD_NAMES = ("deepres", "blocres", "resmap", "monores", "monodir", "monotomo", "dfsc", "modelfsc")
 
 
 @dataclass
@@ -35,6 +36,9 @@ class MethodInputs:
 
     ``map`` is the map to analyse (the half-map average when only halves were given); ``half1`` and
     ``half2`` are None for a single map; ``mask`` is a bool array or None (a method then makes its own).
+    ``model_map`` is a fitted atomic model's density simulated on the same grid and ``model_footprint``
+    the bool voxels near its atoms (both None without a model; the pipeline makes them from
+    ``input.model``).
     """
 
     voxel_size_a: float
@@ -43,10 +47,16 @@ class MethodInputs:
     half2: np.ndarray | None = None
     mask: np.ndarray | None = None
     device: str = "cpu"
+    model_map: np.ndarray | None = None
+    model_footprint: np.ndarray | None = None
 
     @property
     def has_halves(self) -> bool:
         return self.half1 is not None and self.half2 is not None
+
+    @property
+    def has_model(self) -> bool:
+        return self.model_map is not None
 
     @property
     def shape_zyx(self) -> tuple[int, int, int]:
@@ -93,6 +103,8 @@ def methods_for_inputs(inputs: MethodInputs) -> list[str]:
         mod = get_method(name)
         needs = getattr(mod, "INPUTS", "map")
         if needs == "halves" and not inputs.has_halves:
+            continue
+        if needs == "map_and_model" and not inputs.has_model:
             continue
         if name == "monotomo":  # tomogram method: only asked for explicitly
             continue

@@ -39,8 +39,12 @@ CHECKPOINT_PARAMETER = "checkpoint"
 
 
 def check_method_inputs(name: str, module: Any, inputs: MethodInputs) -> None:
-    """Refuse a method that needs half maps when only one map was given."""
+    """Refuse a method that needs half maps when only one map was given, or a model when none was."""
     needs = getattr(module, "INPUTS", "map")
+    if needs == "map_and_model" and not inputs.has_model:
+        raise LocresError(
+            f"method {name} needs the atomic model fitted to the map: give input.model=MODEL.pdb (or .cif)"
+        )
     if needs == "halves" and not inputs.has_halves:
         raise LocresError(
             f"method {name} needs two half maps: give input.half1=H1.mrc input.half2=H2.mrc "

@@ -165,6 +165,7 @@ def _run_kwargs(name: str, method_cfg: dict, inp: dict, out: dict, conf: dict, c
         half1_path=inp.get("half1"),
         half2_path=inp.get("half2"),
         mask_path=inp.get("mask"),
+        model_path=inp.get("model"),
         voxel_size_a=inp.get("voxel_size"),
         device=conf.get("device", "auto"),
         reference_map=inp.get("reference_map"),
@@ -181,9 +182,11 @@ def _run_kwargs(name: str, method_cfg: dict, inp: dict, out: dict, conf: dict, c
     )
 
 
-def _load_all(map_path, half1_path, half2_path, mask_path, voxel_size_a, device, reference_map):
+def _load_all(map_path, half1_path, half2_path, mask_path, voxel_size_a, device, reference_map,
+              model_path=None):
     """The checked inputs and, for the sharpening check, the checked reference map (else None)."""
-    loaded = load_inputs(map_path, half1_path, half2_path, mask_path, voxel_size_a, resolve_device(device))
+    loaded = load_inputs(map_path, half1_path, half2_path, mask_path, voxel_size_a, resolve_device(device),
+                         model_path=model_path)
     loaded.paths["voxel_size"] = voxel_size_a
     if reference_map is None:
         return loaded, None
@@ -286,6 +289,7 @@ def run_infer(
     mask_path: str | None = None,
     voxel_size_a: float | None = None,
     device: str = "auto",
+    model_path: str | None = None,
     reference_map: str | None = None,
     global_resolution_a: float | None = None,
     tolerance_a: float = 0.3,
@@ -297,7 +301,8 @@ def run_infer(
     """Run ``method`` (a method name or ``"all"``) on the inputs and write every output to ``out_dir``.
 
     ``params`` maps method names to their parameters; ``broken`` names methods to skip (with the reason)
-    under ``method=all``. Returns {"summaries": [...], "skipped": {...}, "compare": {...} or None,
+    under ``method=all``; ``model_path`` is a fitted atomic model (needed by ``modelfsc``, which
+    ``method=all`` then includes). Returns {"summaries": [...], "skipped": {...}, "compare": {...} or None,
     "sharpening": {...} or None, "out_dir": str, "table": str}; ``table`` is the text the entry point
     prints (the summary table, the sharpening verdict and where the outputs are).
     """
@@ -309,7 +314,7 @@ def run_infer(
     if reference_map is not None and method == "all":
         raise LocresError("the sharpening check (input.reference_map) runs one method; use method=deepres")
     loaded, reference = _load_all(map_path, half1_path, half2_path, mask_path, voxel_size_a, device,
-                                  reference_map)
+                                  reference_map, model_path)
     records: dict[str, RunRecord] = {}
     skipped: dict[str, str] = {}
     advisories: dict[str, list] = {}

@@ -1,9 +1,10 @@
-"""Load and validate: read the map and/or half maps and the mask, refuse bad inputs in one line.
+"""Load and validate: read the map and/or half maps, the mask and a fitted model; refuse bad inputs.
 
 :func:`load_inputs` reads the files (via :mod:`locres.io.maps`), checks each volume (voxel size, size,
 not constant), checks that half maps and map share one grid, puts the mask on the map's grid
 (:func:`load_mask`: ``resample_onto``, binarised at 0.5) and returns a :class:`LoadedInputs` whose
-``inputs`` are the arrays the methods receive.
+``inputs`` are the arrays the methods receive. A fitted atomic model (``input.model``) reaches the
+methods as data: its density simulated on the map's grid and its footprint (:func:`load_model`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,9 @@ import numpy as np
 from locres.core.maps import MapVolume, resample_onto
 from locres.errors import LocresError
 from locres.io.maps import read_map
+from locres.io.models import read_structure
 from locres.methods import MethodInputs
+from locres.simulate.density import model_map_in_frame
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +103,25 @@ def load_mask(
     return mask
 
 
+def load_model(path: str | os.PathLike, reference: MapVolume) -> tuple[np.ndarray, np.ndarray]:
+    """Read a fitted atomic model and simulate it on ``reference``'s grid (origin, nstart, axis order).
+
+    Returns the model map (uniform B of :data:`~locres.simulate.density.MODEL_MAP_B_A2`) and its
+    footprint (voxels within 2.5 A of an atom); a one-line error for a file that is not a structure or a
+    model that does not overlap the map.
+    """
+    if not Path(path).is_file():
+        raise LocresError(f"atomic model not found: {path} (input.model); give a PDB or mmCIF file")
+    try:
+        structure = read_structure(path)
+    except LocresError as exc:
+        raise LocresError(f"input.model: {exc}; give the PDB or mmCIF model fitted to the map") from None
+    try:
+        return model_map_in_frame(structure, reference.geometry)
+    except LocresError as exc:
+        raise LocresError(f"input.model {path}: {exc}") from None
+
+
 def load_inputs(
     map_path: str | os.PathLike | None = None,
     half1_path: str | os.PathLike | None = None,
@@ -106,8 +129,13 @@ def load_inputs(
     mask_path: str | os.PathLike | None = None,
     voxel_size_a: float | None = None,
     device: str = "cpu",
+    model_path: str | os.PathLike | None = None,
 ) -> LoadedInputs:
-    """Read and check the inputs of one inference run (see module docstring)."""
+    """Read and check the inputs of one inference run (see module docstring).
+
+    ``model_path``: a fitted atomic model (PDB/mmCIF); it is simulated on the map's exact grid at a
+    uniform B and handed to the methods as ``model_map`` and ``model_footprint`` (:func:`load_model`).
+    """
     if (half1_path is None) != (half2_path is None):
         raise LocresError("give both half maps (input.half1 and input.half2) or neither")
     if map_path is None and half1_path is None:
@@ -154,7 +182,10 @@ def load_inputs(
     )
     if inputs.map is None:
         inputs.map = inputs.average_map().astype(np.float32)
-    paths = {"map": _s(map_path), "half1": _s(half1_path), "half2": _s(half2_path), "mask": _s(mask_path)}
+    if model_path is not None:
+        inputs.model_map, inputs.model_footprint = load_model(model_path, reference)
+    paths = {"map": _s(map_path), "half1": _s(half1_path), "half2": _s(half2_path), "mask": _s(mask_path),
+             "model": _s(model_path)}
     return LoadedInputs(reference=reference, inputs=inputs, paths=paths, mask_given=mask is not None)
 
 

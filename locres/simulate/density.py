@@ -12,6 +12,7 @@ from locres.errors import LocresError
 
 log = logging.getLogger(__name__)
 
+MODEL_MAP_B_A2 = 30.0  # uniform B for a model map used as a yardstick (modest: sharp, not aliased)
 
 
 def model_extent_a(structure: gemmi.Structure) -> tuple[np.ndarray, np.ndarray]:
@@ -134,3 +135,55 @@ def simulate_map_centered(
     box_centre_a = (n_xyz // 2) * v
     data = _density_on_periodic_box(st, box_centre_a - centre, tuple(shape_zyx), v, b_factor_a2, blur_a2)
     return MapVolume(data=data, geometry=MapGeometry.new(tuple(shape_zyx), v))
+
+
+def model_footprint(structure: gemmi.Structure, geometry: MapGeometry, radius_a: float = 2.5,
+                    chunk_atoms: int = 4096) -> np.ndarray:
+    """Bool (z, y, x) mask on ``geometry``'s grid: voxel centres within ``radius_a`` Angstrom of an atom.
+
+    Voxel centres follow :class:`MapGeometry` (``corner_xyz_a + index * voxel_size``), so origin, nstart
+    and axis order are honoured. Distances are exact (each atom against the voxels around it).
+    """
+    v = np.asarray(geometry.voxel_size_xyz_a, dtype=np.float64)
+    shape = np.asarray(geometry.shape_zyx)[::-1]  # x, y, z
+    pos = (atom_positions_a(structure) - geometry.corner_xyz_a) / v  # fractional voxel index, x, y, z
+    r_vox = float(radius_a) / v
+    reach = np.ceil(r_vox).astype(int)
+    grid = np.stack(np.meshgrid(*[np.arange(-n, n + 1) for n in reach], indexing="ij"), -1).reshape(-1, 3)
+    out = np.zeros(geometry.shape_zyx, dtype=bool)
+    keep = np.all((pos > -reach - 1) & (pos < shape + reach), axis=1)
+    pos = pos[keep]
+    for i in range(0, len(pos), chunk_atoms):
+        p = pos[i:i + chunk_atoms]
+        idx = np.rint(p)[:, None, :].astype(int) + grid[None, :, :]  # (atoms, offsets, xyz)
+        d2 = np.sum(((idx - p[:, None, :]) * v) ** 2, axis=-1)
+        ok = (d2 <= radius_a**2) & np.all((idx >= 0) & (idx < shape), axis=-1)
+        hit = idx[ok]
+        out[hit[:, 2], hit[:, 1], hit[:, 0]] = True
+    return out
+
+
+def model_map_in_frame(structure: gemmi.Structure, geometry: MapGeometry,
+                       b_factor_a2: float | None = MODEL_MAP_B_A2,
+                       radius_a: float = 2.5) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted model's density on a map's exact grid (uniform B) and its footprint.
+
+    Returns
+    -------
+    model_map : (z, y, x) float32 density of :func:`simulate_map_in_frame` with every atom at
+        ``b_factor_a2`` (None keeps the file's B-factors).
+    footprint : (z, y, x) bool, voxels within ``radius_a`` Angstrom of an atom (:func:`model_footprint`).
+
+    Raises :class:`LocresError` when no atom lies within ``radius_a`` of the map's box.
+    """
+    footprint = model_footprint(structure, geometry, radius_a)
+    if not footprint.any():
+        lo, hi = model_extent_a(structure)
+        c0 = geometry.corner_xyz_a
+        c1 = c0 + (np.asarray(geometry.shape_zyx[::-1]) - 1) * np.asarray(geometry.voxel_size_xyz_a)
+        raise LocresError(
+            f"the atomic model ({np.round(lo, 1).tolist()} to {np.round(hi, 1).tolist()} A) does not "
+            f"overlap the map ({np.round(c0, 1).tolist()} to {np.round(c1, 1).tolist()} A); give the model "
+            "fitted to this map, in its frame"
+        )
+    return simulate_map_in_frame(structure, geometry, b_factor_a2=b_factor_a2), footprint

@@ -120,15 +120,9 @@ def test_one_case_bench_with_a_fake_method_writes_the_table(tmp_path, monkeypatc
     assert (tmp_path / "error_maps.png").stat().st_size > 0
 
 
-def test_real_map_comparison_finds_resolution_that_follows_b_factors():
-    """Atoms whose B-factor grows with x on a map whose 'resolution' grows with x: Spearman over atoms 1."""
+def _line_of_atoms(origin, v):
     import gemmi
 
-    from locres.bench.realmaps import compare_real_map
-    from locres.core.maps import MapVolume
-
-    shape_zyx, v, origin = (12, 14, 16), 1.5, (-6.0, 3.0, 9.0)
-    vol = MapVolume.from_array(np.random.default_rng(0).normal(size=shape_zyx), v, origin)
     st = gemmi.Structure()
     model, chain = gemmi.Model("1"), gemmi.Chain("A")
     for i in range(10):
@@ -142,6 +136,17 @@ def test_real_map_comparison_finds_resolution_that_follows_b_factors():
         chain.add_residue(res)
     model.add_chain(chain)
     st.add_model(model)
+    return st
+
+
+def test_real_map_comparison_finds_resolution_that_follows_b_factors():
+    """Atoms whose B-factor grows with x on a map whose 'resolution' grows with x: Spearman over atoms 1."""
+    from locres.bench.realmaps import compare_real_map
+    from locres.core.maps import MapVolume
+
+    shape_zyx, v, origin = (12, 14, 16), 1.5, (-6.0, 3.0, 9.0)
+    vol = MapVolume.from_array(np.random.default_rng(0).normal(size=shape_zyx), v, origin)
+    st = _line_of_atoms(origin, v)
 
     def fake(inputs, **params):
         x = np.arange(shape_zyx[2], dtype=np.float32)
@@ -158,3 +163,41 @@ def test_real_map_comparison_finds_resolution_that_follows_b_factors():
     assert out["variants"]["flipped"]["spearman_bfactor"] == pytest.approx(-1.0)
     assert out["pairwise_spearman"]["fake"]["flipped"] == pytest.approx(-1.0)
     assert "halves_only" not in out["variants"]  # a real map without half maps
+
+
+def test_real_map_methods_are_scored_against_the_local_model_map_fsc():
+    """A method that returns the yardstick itself scores MAE 0 and Spearman 1; one 1 A coarser, bias +1."""
+    from locres.bench.realmaps import compare_real_map
+    from locres.core.maps import MapVolume
+    from locres.methods.modelfsc import local_model_map_fsc
+    from locres.simulate.density import model_map_in_frame
+
+    shape_zyx, v, origin = (16, 18, 24), 1.0, (-6.0, 3.0, 9.0)
+    vol = MapVolume.from_array(np.random.default_rng(0).normal(size=shape_zyx).astype(np.float32), v, origin)
+    st = _line_of_atoms(origin, v)
+    model_map, fp = model_map_in_frame(st, vol.geometry)
+    vol = vol.with_data(model_map + 2.0 * vol.data * model_map.std())
+    truth = local_model_map_fsc(vol.data, model_map, fp, v)
+    assert np.ptp(truth[fp]) > 0
+
+    def same(inputs, **params):
+        return LocalResolution(resolution_a=truth.copy())
+
+    def coarser(inputs, **params):
+        return LocalResolution(resolution_a=np.where(truth > 0, truth + 1.0, 0.0))
+
+    out = compare_real_map(vol, st, [Variant("same", "same", "map", run=same),
+                                     Variant("coarser", "coarser", "map", run=coarser)])
+    assert out["modelfsc"]["median_a"] == pytest.approx(float(np.median(truth[fp])))
+    assert out["modelfsc"]["footprint_voxels"] == int(fp.sum())
+    s, c = out["variants"]["same"], out["variants"]["coarser"]
+    assert s["mae_vs_modelfsc_a"] == pytest.approx(0.0, abs=1e-6)
+    assert s["spearman_modelfsc"] == pytest.approx(1.0)
+    assert c["mae_vs_modelfsc_a"] == pytest.approx(1.0, abs=1e-5)
+    assert c["bias_vs_modelfsc_a"] == pytest.approx(1.0, abs=1e-5)
+    assert c["n_vs_modelfsc"] > 0.5 * fp.sum()  # footprint voxels inside the bench's 3 A model mask
+    from locres.bench.tables import realmaps_tables
+
+    table = realmaps_tables({"maps": {"toy": out}})
+    assert "| modelfsc (yardstick) |" in table and "MAE vs modelfsc" in table
+    assert "| coarser |" in table and "| +1.00 |" in table  # the bias column

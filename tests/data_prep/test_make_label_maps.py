@@ -56,3 +56,31 @@ def test_folder_jobs_run_and_resume(tmp_path, monkeypatch, capsys, rng):
     run_cli(mlm.main, "label_maps", cfg_dir, argv=argv)  # second run: everything is skipped
     manifest = json.loads((out / "label_maps.json").read_text())
     assert [j["status"] for j in manifest["jobs"]] == ["done before"] * 3
+
+
+def test_modelfsc_labels_use_the_model_beside_the_map(tmp_path):
+    from locres.io.models import read_structure
+    from locres.simulate.density import atom_positions_a, model_footprint, simulate_map_in_frame
+
+    st = read_structure(REPO / "locres" / "examples" / "emd_3488" / "5me2.pdb")
+    while len(st[0]) > 1:
+        del st[0][len(st[0]) - 1]
+    data = tmp_path / "maps" / "emd"
+    data.mkdir(parents=True)
+    st.write_pdb(str(data / "chainA.pdb"))
+    lo, hi = atom_positions_a(st).min(0) - 5.0, atom_positions_a(st).max(0) + 5.0
+    n = np.ceil((hi - lo) / 1.5).astype(int)
+    g = MapGeometry.new(tuple(int(k) for k in n[::-1]), 1.5, origin_xyz_a=tuple(lo))
+    write_map(data / "emd.mrc", simulate_map_in_frame(st, g, b_factor_a2=60.0), g)
+    (jobs,) = mlm.jobs_in_folder(tmp_path / "maps")
+    assert jobs["model"].name == "chainA.pdb"
+    listed = tmp_path / "jobs.txt"
+    listed.write_text(f"{data / 'emd.mrc'} model={data / 'chainA.pdb'}  # one map and its model\n")
+    assert mlm.jobs_from_list(listed)[0]["model"] == data / "chainA.pdb"
+
+    out = tmp_path / "labels"
+    run_cli(mlm.main, "label_maps", REPO / "configs", argv=[f"list_file={listed}", "method=modelfsc",
+                                                            f"out_dir={out}"])
+    label = read_map(out / "emd" / "modelfsc.mrc")
+    assert label.geometry.same_grid(g)
+    assert np.array_equal(label.data > 0, model_footprint(st, g))  # labels inside the model's footprint

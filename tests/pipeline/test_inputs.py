@@ -27,7 +27,7 @@ def test_map_and_halves_load_on_one_grid(tmp_path):
     np.testing.assert_allclose(loaded.inputs.map, 0.5 * (h1 + h2), atol=1e-6)  # no map: the average
     assert loaded.reference.data.shape == SHAPE and not loaded.mask_given
     assert loaded.paths == {"map": None, "half1": str(tmp_path / "h1.mrc"),
-                            "half2": str(tmp_path / "h2.mrc"), "mask": None}
+                            "half2": str(tmp_path / "h2.mrc"), "mask": None, "model": None}
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gemmi
 import numpy as np
 import pytest
 
@@ -9,7 +10,13 @@ from locres.bench.model_map_correlation import measure_pair
 from locres.core.maps import MapGeometry
 from locres.errors import LocresError
 from locres.io.models import read_structure
-from locres.simulate.density import atom_positions_a, simulate_map_centered, simulate_map_in_frame
+from locres.simulate.density import (
+    atom_positions_a,
+    model_footprint,
+    model_map_in_frame,
+    simulate_map_centered,
+    simulate_map_in_frame,
+)
 
 EXAMPLE = "locres/examples/emd_3488/5me2.pdb"
 
@@ -79,3 +86,38 @@ def test_in_frame_matches_centered_box_shifted(structure):
 def test_bad_voxel_size(structure):
     with pytest.raises(LocresError):
         simulate_map_centered(structure, 0.0)
+
+
+def _one_atom(xyz_a):
+    st = gemmi.Structure()
+    model = gemmi.Model("1")
+    chain = gemmi.Chain("A")
+    res = gemmi.Residue()
+    res.name, res.seqid = "GLY", gemmi.SeqId(1, " ")
+    atom = gemmi.Atom()
+    atom.name, atom.element, atom.b_iso, atom.occ = "CA", gemmi.Element("C"), 20.0, 1.0
+    atom.pos = gemmi.Position(*xyz_a)
+    res.add_atom(atom)
+    chain.add_residue(res)
+    model.add_chain(chain)
+    st.add_model(model)
+    return st
+
+
+def test_footprint_is_the_voxels_within_the_radius_of_an_atom():
+    geom = MapGeometry.new((20, 24, 28), 1.3, origin_xyz_a=(-7.0, 3.0, 11.0))
+    atom = np.array([5.1, 17.4, 22.9])
+    fp = model_footprint(_one_atom(atom), geom, radius_a=2.5)
+    iz, iy, ix = np.indices(geom.shape_zyx)
+    centres = geom.corner_xyz_a + np.stack([ix, iy, iz], -1) * 1.3  # x, y, z of each voxel centre
+    expected = np.linalg.norm(centres - atom, axis=-1) <= 2.5
+    assert expected.sum() > 20 and np.array_equal(fp, expected)
+
+
+def test_model_map_in_frame_refuses_a_model_off_the_map(structure):
+    geom = MapGeometry.new((40, 40, 40), 1.0, origin_xyz_a=(500.0, 500.0, 500.0))
+    with pytest.raises(LocresError, match="does not overlap the map"):
+        model_map_in_frame(structure, geom)
+    lo = atom_positions_a(structure).min(0)
+    mm, fp = model_map_in_frame(structure, MapGeometry.new((40, 40, 40), 1.0, origin_xyz_a=tuple(lo)))
+    assert fp.any() and mm.shape == fp.shape and mm[fp].mean() > 3 * mm[~fp].mean()
