@@ -59,7 +59,11 @@ def finish_run(trainer, module, datamodule, cfg: dict, started: float | None = N
     net = module.net
     if best:
         net, _ = load_deepres(best)
-    if cfg.get("test", True):
+    if cfg.get("test", True) and module.hparams.get("target") == "fsc_local":
+        metrics["test"] = {k: float(v) for k, v in trainer.test(module, datamodule=datamodule,
+                                                                  ckpt_path=best, verbose=False)[0].items()}
+        log.info("held-out test maps: %s", metrics["test"])
+    elif cfg.get("test", True):
         datamodule.setup("test")
         metrics["test"] = evaluate_boxes(net, datamodule.test_set)
         metrics["test"]["structures"] = datamodule.sources["test"].names
@@ -79,8 +83,9 @@ def export(path: str, net, module, cfg: dict, metrics: dict) -> Path:
     from locres.io.checkpoints import export_slim
 
     hp = module.hparams
-    out = export_slim(path, net, hp["voxel_size_a"], hp["resolution_range_a"],
-                      extra={"metrics": metrics, "box_norm": hp.get("box_norm", "none")})
+    extra = {"metrics": metrics, "box_norm": hp.get("box_norm", "none")}
+    extra.update({k: hp[k] for k in ("target", "inputs", "quantiles") if k in hp})
+    out = export_slim(path, net, hp["voxel_size_a"], hp["resolution_range_a"], extra=extra)
     stem = out.with_suffix("")
     OmegaConf.save(OmegaConf.create(cfg), str(stem) + ".yaml")
     Path(str(stem) + "_metrics.json").write_text(json.dumps(metrics, indent=1))

@@ -135,6 +135,11 @@ def load_deepres(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Modul
     net.to(device).eval()
     meta = {"net_config": dict(net_config), "voxel_size_a": voxel_size_a, "resolution_range_a": [lo, hi],
             "kind": kind, "path": str(p)}
+    # what the net was trained to say: "appearance" (the published DeepRes target) or "fsc_local"
+    meta["target"] = str(hp.get("target", "appearance"))
+    meta["inputs"] = str(hp.get("inputs", "map"))
+    if hp.get("quantiles") is not None:
+        meta["quantiles"] = [float(q) for q in _plain(hp["quantiles"])]
     if isinstance(hp.get("metrics"), Mapping):
         meta["metrics"] = _plain(hp["metrics"])
     log.info("loaded %s checkpoint %s (%s, model voxel %.3f A, range %.1f-%.1f A)", kind, p,

@@ -96,3 +96,4 @@ def standardise_map(volume: np.ndarray, mask: np.ndarray | None = None, fix_sign
         log.info("map contrast looks inverted (density below background): flipping its sign")
     out = (np.asarray(volume, dtype=np.float64) - centre) * (sign / scale)
     return out.astype(np.float32)
+

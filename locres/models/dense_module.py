@@ -1,0 +1,93 @@
+"""LightningModule for the dense DeepRes models: quantile (pinball) loss in Angstrom on every mask voxel.
+
+Batches are dicts ``x`` (C, d, h, w) features, ``truth`` (d, h, w) Angstrom and ``mask`` (d, h, w) bool
+(see :mod:`locres.data.dense`; a leading batch axis is added when missing). The loss is the mean over
+mask voxels of the pinball loss of each quantile; metrics: ``mae`` of the median, ``bias`` (mean of
+median - truth), ``coverage`` (fraction of true values inside [q_lo, q_hi]) and ``width`` (mean interval
+width), all in Angstrom. Checkpoints' ``hyper_parameters`` hold what ``locres.io.checkpoints`` needs:
+``net_config``, ``voxel_size_a``, ``resolution_range_a``, ``target`` (``fsc_local``: the expected-local-
+FSC target of :mod:`locres.simulate.fsc_target`), ``inputs`` and ``quantiles``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+
+TARGET = "fsc_local"
+
+
+def pinball_loss_a(pred_a: torch.Tensor, truth_a: torch.Tensor, quantiles: list[float]) -> torch.Tensor:
+    """Mean pinball loss (Angstrom) of (N, 3) quantile predictions against (N,) truths."""
+    q = torch.tensor(quantiles, dtype=pred_a.dtype, device=pred_a.device)
+    d = truth_a[:, None] - pred_a
+    return torch.maximum(q * d, (q - 1.0) * d).mean(dim=0).sum()
+
+
+def masked_quantile_metrics(pred_a: torch.Tensor, truth_a: torch.Tensor) -> dict[str, torch.Tensor]:
+    """MAE, bias, coverage and width of (N, 3) quantiles against (N,) truths."""
+    mid = pred_a[:, 1]
+    inside = (truth_a >= pred_a[:, 0]) & (truth_a <= pred_a[:, 2])
+    return {"mae": (mid - truth_a).abs().mean(), "bias": (mid - truth_a).mean(),
+            "coverage": inside.float().mean(), "width": (pred_a[:, 2] - pred_a[:, 0]).mean()}
+
+
+class DenseResModule(L.LightningModule):
+    """Trains a :class:`locres.models.dense.DenseQuantileNet` (see the module docstring)."""
+
+    def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable | None = None,
+                 voxel_size_a: float = 1.0, scheduler_interval: str = "epoch", monitor: str = "val/mae",
+                 recipe: dict | None = None):
+        super().__init__()
+        if recipe is not None and not isinstance(recipe, dict):  # a DictConfig from Hydra: plain values only
+            from omegaconf import OmegaConf
+
+            recipe = OmegaConf.to_container(recipe, resolve=True)
+        self.net = net
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.scheduler_interval, self.monitor = scheduler_interval, monitor
+        self.save_hyperparameters({"net_config": dict(net.net_config), "voxel_size_a": float(voxel_size_a),
+                                   "resolution_range_a": [float(net.lo_a), float(net.hi_a)],
+                                   "target": TARGET, "inputs": net.inputs, "quantiles": list(net.quantiles),
+                                   "recipe": dict(recipe or {})})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch: dict, stage: str) -> torch.Tensor:
+        x, truth, mask = batch["x"], batch["truth"], batch["mask"]
+        if x.ndim == 4:
+            x, truth, mask = x[None], truth[None], mask[None]
+        pred = self.net(x)  # (B, 3, d, h, w)
+        sel = mask.bool()
+        p = pred.permute(0, 2, 3, 4, 1)[sel]
+        t = truth[sel]
+        if t.numel() == 0:
+            return pred.sum() * 0.0
+        loss = pinball_loss_a(p, t, self.net.quantiles)
+        metrics = masked_quantile_metrics(p.detach(), t)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=1)
+        for k, v in metrics.items():
+            self.log(f"{stage}/{k}", v, on_step=False, on_epoch=True, batch_size=1, prog_bar=k == "mae")
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def configure_optimizers(self):
+        opt = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return opt
+        sched = self.scheduler_factory(optimizer=opt)
+        return {"optimizer": opt,
+                "lr_scheduler": {"scheduler": sched, "interval": self.scheduler_interval, "monitor": self.monitor}}

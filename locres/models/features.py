@@ -1,0 +1,128 @@
+"""Local band features: what the dense DeepRes models see, the same at training and inference time.
+
+:func:`dense_features` takes the map (or the two half maps) at its own voxel size, puts it on the
+network's grid (:func:`locres.core.maps.to_model_grid`, the one resampling of the project) and returns,
+on the half-resolution grid (model voxels ``2 i``), per frequency band k (bands centred on
+resolutions from 20 A down to 2 A, log-Gaussian in frequency):
+
+- ``log E_k(x) / P50_k``: the local band power (the band-passed map squared, smoothed over a window
+  that grows with the band's wavelength, 2.5-9 A) against its median over the box;
+- ``log P90_k / P50_k`` and ``log P50_k / P10_k``: how the band's power is spread over the box (where the
+  molecule stands out of the solvent, and by how much), constant over the box;
+- with half maps, the local band correlation ``rho_k(x) = <b1 b2> / sqrt(<b1^2> <b2^2>)`` (a local FSC
+  per band, in the same windows).
+
+Every feature is a ratio within one band, so a global isotropic filter (sharpening, blurring), a scale
+and an offset leave the features unchanged: only the network's judgement of where signal gives way to
+noise remains. Pure numerics: arrays in, arrays out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft as sfft
+
+from locres.core.fourier import frequency_grid_per_a
+from locres.core.maps import to_model_grid
+from locres.errors import LocresError
+
+BAND_RESOLUTIONS_A = tuple(float(r) for r in np.geomspace(20.0, 2.0, 12))
+BAND_WIDTH_LOG = 0.16
+WINDOW_RANGE_A = (2.5, 9.0)
+WINDOW_PER_WAVELENGTH = 0.75
+INPUT_KINDS = ("map", "halves")
+
+
+def n_feature_channels(inputs: str, n_bands: int = len(BAND_RESOLUTIONS_A)) -> int:
+    """Channels of :func:`dense_features` for ``inputs`` ("map": 3 per band, "halves": 4 per band)."""
+    if inputs not in INPUT_KINDS:
+        raise LocresError(f"unknown model inputs '{inputs}': map or halves")
+    return (3 if inputs == "map" else 4) * n_bands
+
+
+def band_transfers(shape_zyx, voxel_size_a: float, bands_a=BAND_RESOLUTIONS_A) -> np.ndarray:
+    """(K, rFFT shape) log-Gaussian band passes centred on 1 / ``bands_a`` (DC excluded)."""
+    f = frequency_grid_per_a(tuple(shape_zyx), voxel_size_a)
+    logf = np.log(np.maximum(f, 1e-6))
+    out = np.stack([np.exp(-0.5 * ((logf + np.log(r)) / BAND_WIDTH_LOG) ** 2) for r in bands_a])
+    out[:, f == 0] = 0.0
+    return out.astype(np.float32)
+
+
+def window_transfer(shape_zyx, voxel_size_a: float, sigma_a: float) -> np.ndarray:
+    """rFFT-shaped transfer of a Gaussian window of standard deviation ``sigma_a`` Angstrom."""
+    f = frequency_grid_per_a(tuple(shape_zyx), voxel_size_a)
+    return np.exp(-2.0 * (np.pi * sigma_a * f) ** 2).astype(np.float32)
+
+
+def window_sigma_a(resolution_a: float) -> float:
+    """Smoothing window (Angstrom) for the band at ``resolution_a``."""
+    return float(np.clip(WINDOW_PER_WAVELENGTH * resolution_a, *WINDOW_RANGE_A))
+
+
+def _smooth(x: np.ndarray, transfer: np.ndarray, workers: int) -> np.ndarray:
+    return sfft.irfftn(sfft.rfftn(x, workers=workers) * transfer, s=x.shape, workers=workers)
+
+
+def _log_ratio(a: np.ndarray | float, b: np.ndarray | float, eps: float) -> np.ndarray:
+    return np.log((np.asarray(a) + eps) / (np.asarray(b) + eps)).astype(np.float32)
+
+
+def band_features_model_grid(volumes: list[np.ndarray], model_voxel_size_a: float,
+                             bands_a=BAND_RESOLUTIONS_A, workers: int = 1) -> np.ndarray:
+    """Features of volumes already on the model grid: one volume (map) or two (half maps).
+
+    Returns (C, ceil(z/2), ceil(y/2), ceil(x/2)) float32, C = :func:`n_feature_channels`.
+    """
+    if len(volumes) not in (1, 2):
+        raise LocresError("band features take one map or two half maps")
+    shape = volumes[0].shape
+    if any(v.shape != shape for v in volumes) or len(shape) != 3 or min(shape) < 4:
+        raise LocresError(f"band features need 3D volumes of one shape (at least 4 voxels), got {shape}")
+    specs = [sfft.rfftn(np.asarray(v, np.float32), workers=workers) for v in volumes]
+    avg_spec = specs[0] if len(specs) == 1 else 0.5 * (specs[0] + specs[1])
+    bands = band_transfers(shape, model_voxel_size_a, bands_a)
+    sub = (slice(None, None, 2),) * 3
+    local, spread, corr = [], [], []
+    for k, r in enumerate(bands_a):
+        win = window_transfer(shape, model_voxel_size_a, window_sigma_a(r))
+        b = sfft.irfftn(avg_spec * bands[k], s=shape, workers=workers)
+        energy = np.maximum(_smooth(b * b, win, workers), 0.0)[sub]
+        p10, p50, p90, p99 = np.percentile(energy, [10, 50, 90, 99])
+        eps = 1e-6 * float(p99) + 1e-30
+        local.append(_log_ratio(energy, p50, eps))
+        spread.append(np.full(energy.shape, _log_ratio(p90, p50, eps), np.float32))
+        spread.append(np.full(energy.shape, _log_ratio(p50, p10, eps), np.float32))
+        if len(specs) == 2:
+            b1 = sfft.irfftn(specs[0] * bands[k], s=shape, workers=workers)
+            b2 = sfft.irfftn(specs[1] * bands[k], s=shape, workers=workers)
+            cross = _smooth(b1 * b2, win, workers)[sub]
+            e1 = np.maximum(_smooth(b1 * b1, win, workers), 0.0)[sub]
+            e2 = np.maximum(_smooth(b2 * b2, win, workers), 0.0)[sub]
+            corr.append((cross / np.sqrt(e1 * e2 + (eps * 1e-3) ** 2 + 1e-30)).astype(np.float32))
+    return np.stack(local + spread + corr).astype(np.float32)
+
+
+def dense_features(voxel_size_a: float, model_voxel_size_a: float, map_zyx: np.ndarray | None = None,
+                   half1_zyx: np.ndarray | None = None, half2_zyx: np.ndarray | None = None,
+                   inputs: str = "map", workers: int = 1) -> np.ndarray:
+    """The dense models' input from maps at their own voxel size (see the module docstring).
+
+    ``inputs="map"`` uses ``map_zyx`` (or the half-map average when no map is given); ``"halves"`` needs
+    both half maps. Returns (C, ceil(nz'/2), ceil(ny'/2), ceil(nx'/2)) on the model grid's half-resolution
+    grid, where (nz', ny', nx') = :func:`locres.core.maps.model_grid_shape` of the input.
+    """
+    if inputs not in INPUT_KINDS:
+        raise LocresError(f"unknown model inputs '{inputs}': map or halves")
+    if inputs == "halves":
+        if half1_zyx is None or half2_zyx is None:
+            raise LocresError("this is a half-map model: give input.half1=H1.mrc input.half2=H2.mrc "
+                              "(or use the single-map model with input.map)")
+        vols = [to_model_grid(h, voxel_size_a, model_voxel_size_a) for h in (half1_zyx, half2_zyx)]
+    else:
+        if map_zyx is None:
+            if half1_zyx is None or half2_zyx is None:
+                raise LocresError("the single-map model needs input.map (or two half maps to average)")
+            map_zyx = 0.5 * (np.asarray(half1_zyx, np.float32) + np.asarray(half2_zyx, np.float32))
+        vols = [to_model_grid(map_zyx, voxel_size_a, model_voxel_size_a)]
+    return band_features_model_grid(vols, model_voxel_size_a, workers=workers)

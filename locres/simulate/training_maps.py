@@ -1,0 +1,246 @@
+"""Training maps that look like real ones, with the expected-local-FSC truth at every voxel.
+
+Pure numerics driven by a random generator. From clean densities (simulated from atomic models, e.g.
+data_prep shards) :func:`make_training_example` builds, at a random voxel size:
+
+1. a box filled by one to a few structures placed at random offsets (an assembly), non-cubic;
+2. spatially varying resolution, either a sharp-cut ladder (raised-cosine low passes) or a ladder of
+   B-factor envelopes, blended per voxel along a smooth field (radial, linear, blobs or uniform);
+3. two half maps with independent white or coloured noise at an SNR (0.3-10 by default);
+4. a global B factor (sharpening or blurring, -150 to +150 A^2) applied to both halves alike;
+5. optional solvent flattening (the map times a soft mask, the background set to a constant) and a
+   random intensity scale and offset.
+
+The truth is :mod:`locres.simulate.fsc_target`'s: from the clean density's power spectrum inside the
+molecular mask, the local transfer and the noise power spectrum. Steps 4 and 5 leave it unchanged, as
+they should (a global filter changes no signal-to-noise ratio; flattening changes nothing inside the
+mask). The appearance of the map moves with every one of them, which is what the network must learn to
+see through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from locres.core.fourier import (
+    frequency_grid_per_a,
+    raised_cosine_lowpass_transfer,
+    rfft_weights,
+    shell_index,
+    shell_sums,
+)
+from locres.core.maps import to_model_grid
+from locres.errors import LocresError
+from locres.simulate.fsc_target import crossing_table_a, shell_power_per_voxel, truth_from_ladder_position_a
+from locres.simulate.noise import make_noise, mean_power_of_transfer, noise_sigma_for_snr, noise_transfer
+from locres.simulate.phantom import PATTERNS, truth_field
+
+KINDS = ("cut", "envelope")
+
+
+@dataclass
+class TrainingMapRecipe:
+    """Ranges the training maps are drawn from (lengths in Angstrom, B in A^2)."""
+
+    voxel_size_range_a: tuple[float, float] = (0.5, 2.5)
+    box_size_range_a: tuple[float, float] = (48.0, 96.0)
+    max_box_voxels: int = 112
+    structures_range: tuple[int, int] = (1, 4)
+    p_envelope: float = 0.4
+    resolution_range_a: tuple[float, float] = (2.0, 15.0)
+    local_bfactor_range_a2: tuple[float, float] = (0.0, 400.0)
+    patterns: tuple[str, ...] = PATTERNS + ("uniform",)
+    ladder_rungs: int = 8
+    snr_range: tuple[float, float] = (0.3, 10.0)
+    p_coloured_noise: float = 0.4
+    noise_bfactor_range_a2: tuple[float, float] = (20.0, 300.0)
+    global_bfactor_range_a2: tuple[float, float] = (-150.0, 150.0)
+    p_global_bfactor: float = 0.7
+    max_sharpening_gain: float = 30.0
+    p_solvent_flatten: float = 0.4
+    p_flatten_halves: float = 0.1
+    scale_range: tuple[float, float] = (0.1, 10.0)
+    threshold: float = 0.143
+    truth_range_a: tuple[float, float] = (2.0, 20.0)
+
+    def __post_init__(self):
+        lo, hi = self.voxel_size_range_a
+        if not 0 < lo <= hi:
+            raise LocresError(f"voxel_size_range_a must satisfy 0 < lo <= hi, got {self.voxel_size_range_a}")
+        if not all(p in PATTERNS + ("uniform",) for p in self.patterns):
+            raise LocresError(f"unknown pattern in {self.patterns}: use {PATTERNS + ('uniform',)}")
+
+
+@dataclass
+class TrainingExample:
+    """One training map at ``voxel_size_a``; arrays (z, y, x) float32 unless stated."""
+
+    map: np.ndarray
+    half1: np.ndarray
+    half2: np.ndarray
+    mask: np.ndarray  # bool, where the molecule is (the loss region)
+    truth_a: np.ndarray
+    voxel_size_a: float
+    info: dict = field(default_factory=dict)
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def assemble_box(densities: list[tuple[np.ndarray, np.ndarray, float]], shape_zyx: tuple[int, int, int],
+                 voxel_size_a: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Place clean densities (density, mask, voxel size) at random offsets in one box.
+
+    Each density is resampled to ``voxel_size_a`` (anti-aliased when coarser); the first is centred,
+    the others have their centre drawn anywhere in the box (they may be cut by its faces, like
+    neighbours in a crowded box). Returns (density, mask bool).
+    """
+    box = np.zeros(shape_zyx, np.float32)
+    mask = np.zeros(shape_zyx, bool)
+    for i, (d, m, v_sim) in enumerate(densities):
+        d = to_model_grid(d, v_sim, voxel_size_a)
+        m = to_model_grid(m.astype(np.float32), v_sim, voxel_size_a, order=0, lowpass=False) > 0.5
+        shape = np.asarray(shape_zyx)
+        centre = shape / 2.0 if i == 0 else rng.uniform(0.15, 0.85, 3) * shape
+        start = np.round(centre - np.asarray(d.shape) / 2.0).astype(int)
+        src = tuple(slice(max(0, -s), min(n, b - s)) for s, n, b in zip(start, d.shape, shape))
+        dst = tuple(slice(max(0, s), min(b, s + n)) for s, n, b in zip(start, d.shape, shape))
+        if any(sl.stop <= sl.start for sl in src):
+            continue
+        box[dst] += d[src]
+        mask[dst] |= m[src]
+    if not mask.any():
+        raise LocresError("no structure landed in the training box")
+    return box, mask
+
+
+def ladder_transfers(kind: str, freq_per_a: np.ndarray, voxel_size_a: float, rungs: np.ndarray) -> np.ndarray:
+    """Transfer of each rung evaluated at ``freq_per_a`` (any shape): (K, *freq.shape)."""
+    if kind == "cut":
+        return np.stack([raised_cosine_lowpass_transfer(freq_per_a, r, voxel_size_a) for r in rungs])
+    return np.stack([np.exp(-b * freq_per_a**2 / 4.0) for b in rungs]).astype(np.float32)
+
+
+def draw_ladder(kind: str, recipe: TrainingMapRecipe, voxel_size_a: float,
+                rng: np.random.Generator) -> np.ndarray:
+    """Rungs for one map: cut resolutions (A, evenly spaced in 1/R, coarse first) or local B (A^2)."""
+    k = max(2, int(recipe.ladder_rungs))
+    if kind == "cut":
+        finest = max(recipe.resolution_range_a[0], 2.05 * voxel_size_a)
+        coarsest = max(recipe.resolution_range_a[1], finest + 1.0)
+        a, b = sorted(rng.uniform(1.0 / coarsest, 1.0 / finest, 2))
+        if b - a < 0.02:
+            b = min(a + 0.02, 1.0 / finest)
+        return 1.0 / np.linspace(a, b, k)
+    lo, hi = sorted(rng.uniform(*recipe.local_bfactor_range_a2, 2))
+    return np.linspace(hi, lo, k)  # blurred first, like the cut ladder
+
+
+def local_field_position(mask: np.ndarray, n_rungs: int, pattern: str, rng: np.random.Generator) -> np.ndarray:
+    """Fractional ladder position in [0, K - 1] of every voxel, a smooth field over the molecule."""
+    if pattern == "uniform":
+        return np.full(mask.shape, rng.uniform(0, n_rungs - 1), np.float32)
+    t = truth_field(mask, 0.0, 1.0, pattern, rng)
+    if rng.random() < 0.5:
+        t = 1.0 - t
+    return (t * (n_rungs - 1)).astype(np.float32)
+
+
+def blend_ladder_levels(density: np.ndarray, transfers_3d: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """Per-voxel blend ``sum_k w_k(x) IFFT(F H_k)`` with linear weights around ``position``."""
+    spec = np.fft.rfftn(density)
+    out = np.zeros(density.shape, np.float32)
+    for k in range(len(transfers_3d)):
+        w = np.clip(1.0 - np.abs(position - k), 0.0, None)
+        if np.any(w > 0):
+            out += w * np.fft.irfftn(spec * transfers_3d[k], s=density.shape).astype(np.float32)
+    return out
+
+
+def noise_shell_power(shape_zyx, voxel_size_a: float, sigma: float, transfer: np.ndarray | None) -> np.ndarray:
+    """Noise power per shell (per voxel) of :func:`locres.simulate.noise.make_noise` with ``transfer``."""
+    idx, n_shells = shell_index(shape_zyx, voxel_size_a)
+    if transfer is None:
+        return np.full(n_shells, sigma**2)
+    w = rfft_weights(shape_zyx)
+    counts = np.maximum(shell_sums(np.ones(idx.shape), idx, n_shells, w), 1.0)
+    t2 = shell_sums(transfer.astype(np.float64) ** 2, idx, n_shells, w) / counts
+    return sigma**2 * t2 / mean_power_of_transfer(transfer, shape_zyx)
+
+
+def global_filter(freq_per_a: np.ndarray, bfactor_a2: float, max_gain: float) -> np.ndarray:
+    """Global B-factor transfer exp(-B s^2 / 4), its sharpening gain capped at ``max_gain``."""
+    return np.minimum(np.exp(-bfactor_a2 * freq_per_a**2 / 4.0), max_gain).astype(np.float32)
+
+
+def solvent_flatten(volume: np.ndarray, mask: np.ndarray, voxel_size_a: float, rng: np.random.Generator,
+                    background: float = 0.0) -> np.ndarray:
+    """The map times a soft mask (dilated 1-6 A, soft edge 0-4 A), the outside set to ``background``."""
+    dil = int(round(rng.uniform(1.0, 6.0) / voxel_size_a))
+    soft = ndimage.binary_dilation(mask, iterations=max(dil, 1)).astype(np.float32)
+    edge = rng.uniform(0.0, 4.0) / voxel_size_a
+    if edge > 0.3:
+        soft = np.clip(ndimage.gaussian_filter(soft, edge) * 1.5, 0.0, 1.0)
+    return (volume * soft + background * (1.0 - soft)).astype(np.float32)
+
+
+def make_training_example(densities: list[tuple[np.ndarray, np.ndarray, float]], recipe: TrainingMapRecipe,
+                          rng: np.random.Generator) -> TrainingExample:
+    """One training map, its half maps and the expected-local-FSC truth (see the module docstring).
+
+    ``densities``: clean (density, mask, voxel_size_a) of the structures to assemble (the first is
+    centred); ``recipe.structures_range`` is applied by the caller, who chooses how many to pass.
+    """
+    v = _log_uniform(rng, *recipe.voxel_size_range_a)
+    v = max(v, min(d[2] for d in densities) * 0.5)
+    size_a = rng.uniform(*recipe.box_size_range_a, 3)
+    shape = tuple(int(min(recipe.max_box_voxels, max(16, round(s / v)))) for s in size_a)
+    clean, mask = assemble_box(densities, shape, v, rng)
+    kind = "envelope" if rng.random() < recipe.p_envelope else "cut"
+    rungs = draw_ladder(kind, recipe, v, rng)
+    pattern = str(rng.choice(recipe.patterns))
+    position = local_field_position(mask, len(rungs), pattern, rng)
+    freq3 = frequency_grid_per_a(shape, v)
+    local = blend_ladder_levels(clean, ladder_transfers(kind, freq3, v, rungs), position)
+
+    snr = _log_uniform(rng, *recipe.snr_range)
+    sigma_half = float(np.sqrt(2.0) * noise_sigma_for_snr(local, snr, mask))
+    coloured = rng.random() < recipe.p_coloured_noise
+    b_noise = float(rng.uniform(*recipe.noise_bfactor_range_a2)) if coloured else 0.0
+    t_noise = noise_transfer(shape, v, b_factor_a2=b_noise) if coloured else None
+    half1 = local + make_noise(shape, sigma_half, rng, t_noise)
+    half2 = local + make_noise(shape, sigma_half, rng, t_noise)
+
+    freq, clean_power = shell_power_per_voxel(clean, v, n_voxels=float(mask.sum()))
+    noise_power = noise_shell_power(shape, v, sigma_half, t_noise)
+    table = crossing_table_a(freq, clean_power, noise_power, ladder_transfers(kind, freq, v, rungs),
+                             recipe.threshold)
+    truth = np.clip(truth_from_ladder_position_a(position, table), *recipe.truth_range_a)
+
+    b_global = float(rng.uniform(*recipe.global_bfactor_range_a2)) if rng.random() < recipe.p_global_bfactor \
+        else 0.0
+    if b_global:
+        g = global_filter(freq3, b_global, recipe.max_sharpening_gain)
+        half1 = np.fft.irfftn(np.fft.rfftn(half1) * g, s=shape).astype(np.float32)
+        half2 = np.fft.irfftn(np.fft.rfftn(half2) * g, s=shape).astype(np.float32)
+    full = 0.5 * (half1 + half2)
+    flattened = rng.random() < recipe.p_solvent_flatten
+    if flattened:
+        background = float(np.median(full)) if rng.random() < 0.3 else 0.0
+        full = solvent_flatten(full, mask, v, rng, background)
+        if rng.random() < recipe.p_flatten_halves / max(recipe.p_solvent_flatten, 1e-9):
+            half1 = solvent_flatten(half1, mask, v, rng, background)
+            half2 = solvent_flatten(half2, mask, v, rng, background)
+    scale = _log_uniform(rng, *recipe.scale_range)
+    offset = float(rng.normal(0.0, 1.0)) * float(np.std(full)) * scale
+    info = {"voxel_size_a": v, "shape_zyx": list(shape), "kind": kind, "rungs": [float(r) for r in rungs],
+            "pattern": pattern, "snr": snr, "noise_bfactor_a2": b_noise, "global_bfactor_a2": b_global,
+            "flattened": flattened, "structures": len(densities)}
+    return TrainingExample(map=(full * scale + offset).astype(np.float32),
+                           half1=(half1 * scale + offset).astype(np.float32),
+                           half2=(half2 * scale + offset).astype(np.float32),
+                           mask=mask, truth_a=truth.astype(np.float32), voxel_size_a=v, info=info)
