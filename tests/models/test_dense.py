@@ -1,0 +1,42 @@
+"""Dense quantile net and its module: ordered quantiles, the pinball loss's known values."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from locres.errors import LocresError
+from locres.models.dense import DenseQuantileNet
+from locres.models.dense_module import masked_quantile_metrics, pinball_loss_a
+from locres.models.features import n_feature_channels
+
+
+def test_quantiles_are_ordered_in_range_and_on_the_half_grid():
+    net = DenseQuantileNet(resolution_range_a=(2.0, 20.0))
+    torch.manual_seed(0)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    y = net(torch.randn(2, n_feature_channels("map"), 9, 10, 7))
+    assert y.shape == (2, 3, 9, 10, 7)
+    assert torch.all(y[:, 0] <= y[:, 1]) and torch.all(y[:, 1] <= y[:, 2])
+    assert torch.all(y[:, 1] >= 2.0) and torch.all(y[:, 1] <= 20.0)
+
+
+def test_net_refuses_wrong_channels_and_bad_settings():
+    net = DenseQuantileNet(inputs="halves")
+    with pytest.raises(LocresError):
+        net(torch.zeros(1, n_feature_channels("map"), 4, 4, 4))
+    with pytest.raises(LocresError):
+        DenseQuantileNet(quantiles=(0.9, 0.5, 0.1))
+
+
+def test_pinball_loss_known_values():
+    truth = torch.tensor([5.0, 5.0])
+    exact = torch.tensor([[5.0, 5.0, 5.0], [5.0, 5.0, 5.0]])
+    assert float(pinball_loss_a(exact, truth, [0.1, 0.5, 0.9])) == pytest.approx(0.0)
+    # median 1 A too fine on both: 0.5 * 1 for the median term only
+    off = torch.tensor([[5.0, 4.0, 5.0], [5.0, 4.0, 5.0]])
+    assert float(pinball_loss_a(off, truth, [0.1, 0.5, 0.9])) == pytest.approx(0.5)
+    m = masked_quantile_metrics(torch.tensor([[3.0, 4.0, 6.0], [3.0, 4.0, 4.5]]), truth)
+    assert float(m["mae"]) == pytest.approx(1.0) and float(m["coverage"]) == pytest.approx(0.5)
+    assert float(m["width"]) == pytest.approx(2.25)

@@ -1,0 +1,57 @@
+"""Band features: invariant to global filters, scale and offset; the same at training and inference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from locres.core.fourier import apply_bfactor
+from locres.core.maps import model_grid_shape
+from locres.errors import LocresError
+from locres.models.features import BAND_RESOLUTIONS_A, dense_features, n_feature_channels
+from locres.simulate.noise import make_noise
+from locres.simulate.phantom import synthetic_density
+
+
+@pytest.fixture(scope="module")
+def noisy_map():
+    rng = np.random.default_rng(2)
+    d = synthetic_density((40, 36, 44), 1.0, rng)
+    return d + make_noise(d.shape, 0.3 * float(d.std()), rng)
+
+
+def test_shapes_and_channels(noisy_map):
+    f = dense_features(1.2, 1.0, map_zyx=noisy_map)
+    n = model_grid_shape(noisy_map.shape, 1.2, 1.0)
+    assert f.shape == (n_feature_channels("map"),) + tuple((k + 1) // 2 for k in n)
+    assert np.isfinite(f).all()
+    h = dense_features(1.0, 1.0, half1_zyx=noisy_map, half2_zyx=noisy_map[::-1].copy(), inputs="halves")
+    assert h.shape[0] == n_feature_channels("halves") == 4 * len(BAND_RESOLUTIONS_A)
+
+
+def test_scale_offset_and_global_bfactor_leave_features_unchanged(noisy_map):
+    f = dense_features(1.0, 1.0, map_zyx=noisy_map)
+    g = dense_features(1.0, 1.0, map_zyx=7.0 * noisy_map - 3.0)
+    np.testing.assert_allclose(g, f, atol=2e-3)
+    # a global B (blur) changes the map a lot but the features (band ratios) hardly
+    blurred = apply_bfactor(noisy_map, 1.0, 60.0)
+    assert np.abs(blurred - noisy_map).max() > 0.3 * np.abs(noisy_map).max()
+    k = dense_features(1.0, 1.0, map_zyx=blurred)
+    n = len(BAND_RESOLUTIONS_A)
+    coarse = slice(0, n // 2)  # bands the blur does not push below float precision
+    assert np.median(np.abs(k[coarse] - f[coarse])) < 0.05
+
+
+def test_identical_halves_correlate_fully_and_noise_does_not(noisy_map):
+    rng = np.random.default_rng(0)
+    same = dense_features(1.0, 1.0, half1_zyx=noisy_map, half2_zyx=noisy_map, inputs="halves")
+    n = len(BAND_RESOLUTIONS_A)
+    np.testing.assert_allclose(same[3 * n:], 1.0, atol=1e-3)
+    a, b = (make_noise(noisy_map.shape, 1.0, rng) for _ in range(2))
+    indep = dense_features(1.0, 1.0, half1_zyx=a, half2_zyx=b, inputs="halves")
+    assert np.abs(np.median(indep[3 * n:])) < 0.1
+
+
+def test_half_model_refuses_one_map(noisy_map):
+    with pytest.raises(LocresError, match="half-map model"):
+        dense_features(1.0, 1.0, map_zyx=noisy_map, inputs="halves")

@@ -1,0 +1,68 @@
+"""Realistic training maps: the truth ignores global filters and flattening, follows noise and cuts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from locres.simulate.phantom import molecule_mask, synthetic_density
+from locres.simulate.training_maps import TrainingMapRecipe, make_training_example
+
+
+@pytest.fixture(scope="module")
+def densities():
+    rng = np.random.default_rng(5)
+    out = []
+    for shape in ((34, 30, 32), (28, 30, 26)):
+        d = synthetic_density(shape, 1.0, rng)
+        out.append((d, molecule_mask(d, 1.0), 1.0))
+    return out
+
+
+def _example(densities, seed=0, **kw):
+    base = dict(voxel_size_range_a=(1.0, 1.0), box_size_range_a=(40.0, 44.0), p_envelope=0.0,
+                patterns=("radial",), p_coloured_noise=0.0, p_global_bfactor=0.0, p_solvent_flatten=0.0,
+                scale_range=(1.0, 1.0))
+    base.update(kw)
+    return make_training_example(densities, TrainingMapRecipe(**base), np.random.default_rng(seed))
+
+
+def test_shapes_geometry_and_halves_average_to_the_map(densities):
+    ex = _example(densities, scale_range=(0.5, 2.0), box_size_range_a=(36.0, 52.0))
+    assert ex.map.shape == ex.half1.shape == ex.truth_a.shape == ex.mask.shape
+    assert len(set(ex.map.shape)) > 1  # non-cubic
+    assert ex.mask.dtype == bool and ex.mask.any()
+    scale_free = (ex.half1 + ex.half2) / 2.0 - ex.map
+    assert np.abs(scale_free).max() < 1e-3 * np.abs(ex.map).max()
+    lo, hi = TrainingMapRecipe().truth_range_a
+    assert ex.truth_a.min() >= lo and ex.truth_a.max() <= hi
+
+
+def test_global_bfactor_and_flattening_change_the_map_not_the_truth(densities):
+    plain = _example(densities, seed=3)
+    sharpened = _example(densities, seed=3, p_global_bfactor=1.0, global_bfactor_range_a2=(-100.0, -100.0))
+    flattened = _example(densities, seed=3, p_solvent_flatten=1.0)
+    for other in (sharpened, flattened):
+        assert other.info["snr"] == pytest.approx(plain.info["snr"])
+        assert not np.allclose(other.map, plain.map, atol=1e-3 * np.abs(plain.map).max())
+        np.testing.assert_array_equal(other.truth_a, plain.truth_a)
+
+
+def test_high_snr_cut_truth_follows_the_cut_and_noise_coarsens_it(densities):
+    clean = _example(densities, seed=1, snr_range=(1e4, 1e4), patterns=("uniform",))
+    rungs = np.asarray(clean.info["rungs"])
+    t = clean.truth_a[clean.mask]
+    assert rungs.min() * 0.93 <= np.median(t) <= rungs.max() * 1.07
+    noisy = _example(densities, seed=1, snr_range=(0.3, 0.3), patterns=("uniform",))
+    assert np.median(noisy.truth_a[noisy.mask]) > np.median(t) + 0.5
+
+
+def test_recipe_refuses_bad_ranges():
+    from locres.errors import LocresError
+
+    with pytest.raises(LocresError):
+        TrainingMapRecipe(voxel_size_range_a=(0.0, 1.0))
+    with pytest.raises(LocresError):
+        dataclasses.replace(TrainingMapRecipe(), patterns=("spiral",))
