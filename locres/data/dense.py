@@ -151,6 +151,8 @@ class DenseDataModule(L.LightningDataModule):
                                         self.seed + 2)
 
     def train_dataloader(self) -> DataLoader:
+        if self.trainer is not None:  # a resumed run draws new maps, not epoch 0's again
+            self.train_set.epoch = int(self.trainer.current_epoch)
         return DataLoader(self.train_set, batch_size=None, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 

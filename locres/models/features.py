@@ -80,25 +80,25 @@ def band_features_model_grid(volumes: list[np.ndarray], model_voxel_size_a: floa
     if any(v.shape != shape for v in volumes) or len(shape) != 3 or min(shape) < 4:
         raise LocresError(f"band features need 3D volumes of one shape (at least 4 voxels), got {shape}")
     specs = [sfft.rfftn(np.asarray(v, np.float32), workers=workers) for v in volumes]
-    avg_spec = specs[0] if len(specs) == 1 else 0.5 * (specs[0] + specs[1])
     bands = band_transfers(shape, model_voxel_size_a, bands_a)
     sub = (slice(None, None, 2),) * 3
     local, spread, corr = [], [], []
     for k, r in enumerate(bands_a):
         win = window_transfer(shape, model_voxel_size_a, window_sigma_a(r))
-        b = sfft.irfftn(avg_spec * bands[k], s=shape, workers=workers)
-        energy = np.maximum(_smooth(b * b, win, workers), 0.0)[sub]
+        b = [sfft.irfftn(sp * bands[k], s=shape, workers=workers) for sp in specs]
+        if len(b) == 1:
+            energy = np.maximum(_smooth(b[0] * b[0], win, workers), 0.0)[sub]
+        else:  # the average's energy from the halves' (smoothing is linear): <(b1 + b2)^2> / 4
+            e1 = np.maximum(_smooth(b[0] * b[0], win, workers), 0.0)[sub]
+            e2 = np.maximum(_smooth(b[1] * b[1], win, workers), 0.0)[sub]
+            cross = _smooth(b[0] * b[1], win, workers)[sub]
+            energy = np.maximum(0.25 * (e1 + e2 + 2.0 * cross), 0.0)
         p10, p50, p90, p99 = np.percentile(energy, [10, 50, 90, 99])
         eps = 1e-6 * float(p99) + 1e-30
         local.append(_log_ratio(energy, p50, eps))
         spread.append(np.full(energy.shape, _log_ratio(p90, p50, eps), np.float32))
         spread.append(np.full(energy.shape, _log_ratio(p50, p10, eps), np.float32))
-        if len(specs) == 2:
-            b1 = sfft.irfftn(specs[0] * bands[k], s=shape, workers=workers)
-            b2 = sfft.irfftn(specs[1] * bands[k], s=shape, workers=workers)
-            cross = _smooth(b1 * b2, win, workers)[sub]
-            e1 = np.maximum(_smooth(b1 * b1, win, workers), 0.0)[sub]
-            e2 = np.maximum(_smooth(b2 * b2, win, workers), 0.0)[sub]
+        if len(b) == 2:
             corr.append((cross / np.sqrt(e1 * e2 + (eps * 1e-3) ** 2 + 1e-30)).astype(np.float32))
     return np.stack(local + spread + corr).astype(np.float32)
 

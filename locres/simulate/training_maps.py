@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.fft as sfft
 from scipy import ndimage
 
 from locres.core.fourier import (
@@ -152,12 +153,12 @@ def local_field_position(mask: np.ndarray, n_rungs: int, pattern: str, rng: np.r
 
 def blend_ladder_levels(density: np.ndarray, transfers_3d: np.ndarray, position: np.ndarray) -> np.ndarray:
     """Per-voxel blend ``sum_k w_k(x) IFFT(F H_k)`` with linear weights around ``position``."""
-    spec = np.fft.rfftn(density)
+    spec = sfft.rfftn(density.astype(np.float32))
     out = np.zeros(density.shape, np.float32)
     for k in range(len(transfers_3d)):
         w = np.clip(1.0 - np.abs(position - k), 0.0, None)
         if np.any(w > 0):
-            out += w * np.fft.irfftn(spec * transfers_3d[k], s=density.shape).astype(np.float32)
+            out += w * sfft.irfftn(spec * transfers_3d[k], s=density.shape)
     return out
 
 
@@ -225,8 +226,8 @@ def make_training_example(densities: list[tuple[np.ndarray, np.ndarray, float]],
         else 0.0
     if b_global:
         g = global_filter(freq3, b_global, recipe.max_sharpening_gain)
-        half1 = np.fft.irfftn(np.fft.rfftn(half1) * g, s=shape).astype(np.float32)
-        half2 = np.fft.irfftn(np.fft.rfftn(half2) * g, s=shape).astype(np.float32)
+        half1 = sfft.irfftn(sfft.rfftn(half1) * g, s=shape).astype(np.float32)
+        half2 = sfft.irfftn(sfft.rfftn(half2) * g, s=shape).astype(np.float32)
     full = 0.5 * (half1 + half2)
     flattened = rng.random() < recipe.p_solvent_flatten
     if flattened:
