@@ -93,6 +93,23 @@ def export(path: str, net, module, cfg: dict, metrics: dict) -> Path:
     return out
 
 
+def export_checkpoint(checkpoint: str, out_path: str, extra: dict | None = None) -> Path:
+    """A train.py ``.ckpt`` -> a slim ``.pt`` (weights + what the model was trained for), for shipping.
+
+    Keeps ``target``, ``inputs``, ``quantiles`` and ``recipe`` from the checkpoint's hyper-parameters;
+    ``extra`` (JSON-like, e.g. metrics and the commands that made it) is added.
+    """
+    import torch
+
+    from locres.io.checkpoints import export_slim, load_deepres
+
+    net, meta = load_deepres(checkpoint)
+    hp = torch.load(checkpoint, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    keep = {k: hp[k] for k in ("target", "inputs", "quantiles", "recipe") if k in hp}
+    return export_slim(out_path, net, meta["voxel_size_a"], meta["resolution_range_a"],
+                       extra={**keep, **(extra or {})})
+
+
 def evaluate_phantoms(checkpoint: str, model_files: list, resolution_range_a=(3.0, 10.0), snr: float = 5.0,
                       pattern: str = "radial", seed: int = 0) -> dict:
     """MAE (Angstrom, inside the phantom mask) of a DeepRes checkpoint on phantoms whose resolution

@@ -44,6 +44,7 @@ from locres.core.maps import MapGeometry, MapVolume, resample_onto, to_model_gri
 from locres.core.masks import tidy_mask
 from locres.errors import LocresError
 from locres.methods import LocalResolution, MethodInputs
+from locres.methods.deepres_dense import predict_dense_quantiles_a
 from locres.models.loaded import LoadedModel
 from locres.models.normalise import standardise_map
 
@@ -52,7 +53,14 @@ log = logging.getLogger(__name__)
 NAME = "deepres"
 INPUTS = "map_or_halves"
 NEEDS_MODEL = True  # the pipeline loads the checkpoint and passes run(..., model=LoadedModel)
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "deepres_default.pt"
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+# the published target (the appearance of a low-passed map): moves with sharpening, which is exactly what
+# the sharpening check (input.reference_map) measures, so the check keeps using this model
+APPEARANCE_CHECKPOINT = WEIGHTS / "deepres_appearance.pt"
+# DeepRes 2 (the expected local half-map FSC at 0.143, with 10/90 % quantiles): single map and half maps
+FSC_MAP_CHECKPOINT = WEIGHTS / "deepres2_map.pt"
+FSC_HALVES_CHECKPOINT = WEIGHTS / "deepres2_halves.pt"
+DEFAULT_CHECKPOINT = FSC_MAP_CHECKPOINT
 DEFAULT_CHUNK_VOXELS = {"cpu": 96**3, "cuda": 192**3}
 
 
@@ -244,16 +252,17 @@ def predict_local_resolution_a(volume: np.ndarray, voxel_size_a: float, mask: np
 def default_checkpoint(inputs: MethodInputs) -> Path:
     """The shipped model that suits ``inputs`` when no ``method.checkpoint`` is given (a path only).
 
-    Today one model reads the map (or the half-map average); a half-map model would be chosen here when
-    ``inputs.has_halves``.
+    Half maps -> the DeepRes 2 half-map model (a learned local FSC); a map -> the DeepRes 2 single-map
+    model. When a map and half maps are both given, the half maps win (they carry the noise directly).
     """
-    return DEFAULT_CHECKPOINT
+    return FSC_HALVES_CHECKPOINT if inputs.has_halves else FSC_MAP_CHECKPOINT
 
 
 def run(inputs: MethodInputs, model: LoadedModel, mask_smooth_a: float = 6.0, mask_sigma: float = 4.0,
         chunk_voxels: int | None = None, box_stride: int = 2, batch_size: int = 256,
         mode: str = "auto") -> LocalResolution:
-    """DeepRes on the map (or the half-map average) with a loaded ``model``; see the module docstring."""
+    """DeepRes with a loaded ``model``: a dense DeepRes 2 model (quantiles, ``deepres_lo``/``deepres_hi``
+    extra maps) or a published-style appearance model; see the module docstring."""
     device = resolve_device(inputs.device)
     net, meta = model.net, model.meta
     volume = inputs.average_map()
@@ -264,17 +273,32 @@ def run(inputs: MethodInputs, model: LoadedModel, mask_smooth_a: float = 6.0, ma
                           f"is beyond its trained range {lo:.1f}-{hi:.1f} A)")
     auto = inputs.mask is None
     mask = automatic_mask(volume, v, mask_smooth_a, mask_sigma) if auto else np.asarray(inputs.mask, bool)
+    target = meta.get("target", "appearance")
     info = {"checkpoint": model.path, "net": meta["net_config"].get("_target_"), "device": device,
-            "mask": "automatic" if auto else "given",
-            "source": "map" if inputs.map is not None else "half average"}
+            "target": target, "mask": "automatic" if auto else "given"}
     if auto:
         info.update({"mask_smooth_a": mask_smooth_a, "mask_sigma": mask_sigma})
-    res = predict_local_resolution_a(volume, v, mask, net, meta, device=device, chunk_voxels=chunk_voxels,
-                                     box_stride=box_stride, batch_size=batch_size, mode=mode, info=info)
+    extra = None
+    if target == "fsc_local":
+        halves = meta.get("inputs") == "halves"
+        if halves and not inputs.has_halves:
+            raise LocresError(f"{model.path} is a half-map model but one map was given: give "
+                              "input.half1=H1.mrc input.half2=H2.mrc, or leave method.checkpoint unset")
+        info["source"] = "half maps" if halves else ("map" if inputs.map is not None else "half average")
+        q_lo, res, q_hi = predict_dense_quantiles_a(net, meta, v, mask, map_zyx=inputs.map, half1_zyx=inputs.half1,
+                                                    half2_zyx=inputs.half2, device=device, info=info)
+        extra = {"lo": q_lo, "hi": q_hi}
+        q = meta.get("quantiles", [0.1, 0.5, 0.9])
+        info["interval_quantiles"] = [q[0], q[2]]
+        info["median_interval_width_a"] = float(np.median((q_hi - q_lo)[mask]))
+    else:
+        info["source"] = "map" if inputs.map is not None else "half average"
+        res = predict_local_resolution_a(volume, v, mask, net, meta, device=device, chunk_voxels=chunk_voxels,
+                                         box_stride=box_stride, batch_size=batch_size, mode=mode, info=info)
     vals = res[mask]
     info.update({"median_a": float(np.median(vals)), "min_a": float(vals.min()), "max_a": float(vals.max())})
     if "metrics" in meta:
         info["model_metrics"] = meta["metrics"]
-    log.info("deepres: median %.2f A over %d voxels, %.1f %% clamped", info["median_a"], vals.size,
-             100 * info["fraction_clamped"])
-    return LocalResolution(resolution_a=res, info=info, mask=mask if auto else None)
+    log.info("deepres (%s): median %.2f A over %d voxels, %.1f %% clamped", target, info["median_a"], vals.size,
+             100 * info.get("fraction_clamped", 0.0))
+    return LocalResolution(resolution_a=res, info=info, mask=mask if auto else None, extra_maps=extra)

@@ -9,12 +9,15 @@ resolutions from 20 A down to 2 A, log-Gaussian in frequency):
   that grows with the band's wavelength, 2.5-9 A) against its median over the box;
 - ``log P90_k / P50_k`` and ``log P50_k / P10_k``: how the band's power is spread over the box (where the
   molecule stands out of the solvent, and by how much), constant over the box;
+- ``log P90_k / P90_{k-1}``: the spectrum's step from the next coarser band, constant over the box (it
+  moves with sharpening, but a map low-passed at its global resolution falls by orders of magnitude);
 - with half maps, the local band correlation ``rho_k(x) = <b1 b2> / sqrt(<b1^2> <b2^2>)`` (a local FSC
   per band, in the same windows).
 
-Every feature is a ratio within one band, so a global isotropic filter (sharpening, blurring), a scale
-and an offset leave the features unchanged: only the network's judgement of where signal gives way to
-noise remains. Pure numerics: arrays in, arrays out.
+Every feature but the spectral step is a ratio within one band, so a global isotropic filter
+(sharpening, blurring), a scale and an offset leave them unchanged: only the network's judgement of
+where signal gives way to noise remains. All powers share one floor, ``BAND_FLOOR`` times the strongest
+band's, so bands a low-passed map has no power in read as empty rather than as ratios of rounding errors. Pure numerics: arrays in, arrays out.
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ BAND_WIDTH_LOG = 0.16
 WINDOW_RANGE_A = (2.5, 9.0)
 WINDOW_PER_WAVELENGTH = 0.75
 INPUT_KINDS = ("map", "halves")
+BAND_FLOOR = 1e-5
 
 
 def n_feature_channels(inputs: str, n_bands: int = len(BAND_RESOLUTIONS_A)) -> int:
-    """Channels of :func:`dense_features` for ``inputs`` ("map": 3 per band, "halves": 4 per band)."""
+    """Channels of :func:`dense_features` for ``inputs`` ("map": 4 per band, "halves": 5 per band)."""
     if inputs not in INPUT_KINDS:
         raise LocresError(f"unknown model inputs '{inputs}': map or halves")
-    return (3 if inputs == "map" else 4) * n_bands
+    return (4 if inputs == "map" else 5) * n_bands
 
 
 def band_transfers(shape_zyx, voxel_size_a: float, bands_a=BAND_RESOLUTIONS_A) -> np.ndarray:
@@ -82,24 +86,31 @@ def band_features_model_grid(volumes: list[np.ndarray], model_voxel_size_a: floa
     specs = [sfft.rfftn(np.asarray(v, np.float32), workers=workers) for v in volumes]
     bands = band_transfers(shape, model_voxel_size_a, bands_a)
     sub = (slice(None, None, 2),) * 3
-    local, spread, corr = [], [], []
+    energies, corr = [], []
     for k, r in enumerate(bands_a):
         win = window_transfer(shape, model_voxel_size_a, window_sigma_a(r))
         b = [sfft.irfftn(sp * bands[k], s=shape, workers=workers) for sp in specs]
         if len(b) == 1:
-            energy = np.maximum(_smooth(b[0] * b[0], win, workers), 0.0)[sub]
-        else:  # the average's energy from the halves' (smoothing is linear): <(b1 + b2)^2> / 4
-            e1 = np.maximum(_smooth(b[0] * b[0], win, workers), 0.0)[sub]
-            e2 = np.maximum(_smooth(b[1] * b[1], win, workers), 0.0)[sub]
-            cross = _smooth(b[0] * b[1], win, workers)[sub]
-            energy = np.maximum(0.25 * (e1 + e2 + 2.0 * cross), 0.0)
-        p10, p50, p90, p99 = np.percentile(energy, [10, 50, 90, 99])
-        eps = 1e-6 * float(p99) + 1e-30
-        local.append(_log_ratio(energy, p50, eps))
-        spread.append(np.full(energy.shape, _log_ratio(p90, p50, eps), np.float32))
-        spread.append(np.full(energy.shape, _log_ratio(p50, p10, eps), np.float32))
-        if len(b) == 2:
-            corr.append((cross / np.sqrt(e1 * e2 + (eps * 1e-3) ** 2 + 1e-30)).astype(np.float32))
+            energies.append(np.maximum(_smooth(b[0] * b[0], win, workers), 0.0)[sub])
+            continue
+        # the average's energy from the halves' (smoothing is linear): <(b1 + b2)^2> / 4
+        e1 = np.maximum(_smooth(b[0] * b[0], win, workers), 0.0)[sub]
+        e2 = np.maximum(_smooth(b[1] * b[1], win, workers), 0.0)[sub]
+        cross = _smooth(b[0] * b[1], win, workers)[sub]
+        energies.append(np.maximum(0.25 * (e1 + e2 + 2.0 * cross), 0.0))
+        floor = 1e-6 * float(max(np.percentile(e1, 99), np.percentile(e2, 99))) + 1e-30
+        corr.append((cross / np.sqrt(e1 * e2 + floor**2)).astype(np.float32))
+    pct = np.array([np.percentile(e, [10, 50, 90]) for e in energies])  # (K, 3)
+    # one floor for every band, far below the strongest band's power: a band the map has no power in
+    # (a low-passed map) reads as exactly that, not as the ratio of two rounding errors
+    eps = BAND_FLOOR * float(pct[:, 2].max()) + 1e-30
+    local, spread = [], []
+    for k, e in enumerate(energies):
+        p10, p50, p90 = pct[k]
+        prev90 = pct[k - 1, 2] if k > 0 else p90
+        local.append(_log_ratio(e, p50, eps))
+        spread += [np.full(e.shape, _log_ratio(v1, v0, eps), np.float32) for v1, v0 in
+                   ((p90, p50), (p50, p10), (p90, prev90))]
     return np.stack(local + spread + corr).astype(np.float32)
 
 

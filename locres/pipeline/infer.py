@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 PACKAGE = Path(locres.__file__).resolve().parent
 DEMO_MAP = PACKAGE / "examples" / "emd_3488" / "emd_3488.mrc"
 DEMO_MASK = PACKAGE / "examples" / "emd_3488" / "emd_3488_contour_mask.mrc"
-DEMO_CHECKPOINT = PACKAGE / "weights" / "deepres_default.pt"
+DEMO_CHECKPOINT = PACKAGE / "weights" / "deepres2_map.pt"  # the single-map DeepRes 2 model
+APPEARANCE_CHECKPOINT = PACKAGE / "weights" / "deepres_appearance.pt"  # what the sharpening check uses
 DEMO_FALLBACKS = ("monores", "resmap", "blocres")  # single-map methods, best first
 DEFAULT_OUT = "locres_out"
 DEMO_OUT = "demo_out"
@@ -320,6 +321,9 @@ def run_infer(
     advisories: dict[str, list] = {}
     names = _method_names(method, loaded, only, skip, broken, skipped)
     _check_parameters_first(names, params)
+    if reference is not None and names[0] == "deepres" and not params.get("deepres", {}).get("checkpoint"):
+        # the check measures how far the estimate moves with sharpening: only the appearance model does
+        params = {**params, "deepres": {**params.get("deepres", {}), "checkpoint": str(APPEARANCE_CHECKPOINT)}}
     sharp_check = comparison = rec_ref = None
     with OutputStage(out_dir, overwrite=options.overwrite) as stage:
         map_rel = map_for_cxc(stage, loaded) if options.chimerax else None

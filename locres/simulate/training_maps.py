@@ -7,13 +7,14 @@ data_prep shards) :func:`make_training_example` builds, at a random voxel size:
 2. spatially varying resolution, either a sharp-cut ladder (raised-cosine low passes) or a ladder of
    B-factor envelopes, blended per voxel along a smooth field (radial, linear, blobs or uniform);
 3. two half maps with independent white or coloured noise at an SNR (0.3-10 by default);
-4. a global B factor (sharpening or blurring, -150 to +150 A^2) applied to both halves alike;
+4. a global B factor (sharpening or blurring, -150 to +150 A^2) applied to both halves alike, and
+   often a low pass at the map's global resolution (as deposited maps are filtered);
 5. optional solvent flattening (the map times a soft mask, the background set to a constant) and a
    random intensity scale and offset.
 
 The truth is :mod:`locres.simulate.fsc_target`'s: from the clean density's power spectrum inside the
 molecular mask, the local transfer and the noise power spectrum. Steps 4 and 5 leave it unchanged, as
-they should (a global filter changes no signal-to-noise ratio; flattening changes nothing inside the
+they should (except that no voxel reads finer than a global low pass: the truth is clipped there) (a global filter changes no signal-to-noise ratio; flattening changes nothing inside the
 mask). The appearance of the map moves with every one of them, which is what the network must learn to
 see through.
 """
@@ -61,6 +62,8 @@ class TrainingMapRecipe:
     global_bfactor_range_a2: tuple[float, float] = (-150.0, 150.0)
     p_global_bfactor: float = 0.7
     max_sharpening_gain: float = 30.0
+    p_global_lowpass: float = 0.5
+    lowpass_percentile_range: tuple[float, float] = (0.0, 30.0)
     p_solvent_flatten: float = 0.4
     p_flatten_halves: float = 0.1
     scale_range: tuple[float, float] = (0.1, 10.0)
@@ -222,12 +225,21 @@ def make_training_example(densities: list[tuple[np.ndarray, np.ndarray, float]],
                              recipe.threshold)
     truth = np.clip(truth_from_ladder_position_a(position, table), *recipe.truth_range_a)
 
-    b_global = float(rng.uniform(*recipe.global_bfactor_range_a2)) if rng.random() < recipe.p_global_bfactor \
-        else 0.0
+    # every random draw happens whatever is chosen, so switching one step off leaves the others as they were
+    b_draw, use_b = float(rng.uniform(*recipe.global_bfactor_range_a2)), rng.random() < recipe.p_global_bfactor
+    b_global = b_draw if use_b else 0.0
     if b_global:
         g = global_filter(freq3, b_global, recipe.max_sharpening_gain)
         half1 = sfft.irfftn(sfft.rfftn(half1) * g, s=shape).astype(np.float32)
         half2 = sfft.irfftn(sfft.rfftn(half2) * g, s=shape).astype(np.float32)
+    lowpass_a = 0.0
+    pct, jitter = float(rng.uniform(*recipe.lowpass_percentile_range)), float(rng.uniform(0.9, 1.1))
+    if rng.random() < recipe.p_global_lowpass:  # as deposited maps are: filtered at the global resolution
+        lowpass_a = max(float(np.percentile(truth[mask], pct)) * jitter, 2.05 * v)
+        lp = raised_cosine_lowpass_transfer(freq3, lowpass_a, v)
+        half1 = sfft.irfftn(sfft.rfftn(half1) * lp, s=shape).astype(np.float32)
+        half2 = sfft.irfftn(sfft.rfftn(half2) * lp, s=shape).astype(np.float32)
+        truth = np.maximum(truth, np.float32(lowpass_a))  # no local FSC reads finer than the filter
     full = 0.5 * (half1 + half2)
     flattened = rng.random() < recipe.p_solvent_flatten
     if flattened:
@@ -240,6 +252,7 @@ def make_training_example(densities: list[tuple[np.ndarray, np.ndarray, float]],
     offset = float(rng.normal(0.0, 1.0)) * float(np.std(full)) * scale
     info = {"voxel_size_a": v, "shape_zyx": list(shape), "kind": kind, "rungs": [float(r) for r in rungs],
             "pattern": pattern, "snr": snr, "noise_bfactor_a2": b_noise, "global_bfactor_a2": b_global,
+            "global_lowpass_a": lowpass_a,
             "flattened": flattened, "structures": len(densities)}
     return TrainingExample(map=(full * scale + offset).astype(np.float32),
                            half1=(half1 * scale + offset).astype(np.float32),

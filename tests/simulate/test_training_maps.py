@@ -24,6 +24,7 @@ def densities():
 def _example(densities, seed=0, **kw):
     base = dict(voxel_size_range_a=(1.0, 1.0), box_size_range_a=(40.0, 44.0), p_envelope=0.0,
                 patterns=("radial",), p_coloured_noise=0.0, p_global_bfactor=0.0, p_solvent_flatten=0.0,
+                p_global_lowpass=0.0,
                 scale_range=(1.0, 1.0))
     base.update(kw)
     return make_training_example(densities, TrainingMapRecipe(**base), np.random.default_rng(seed))
@@ -48,6 +49,20 @@ def test_global_bfactor_and_flattening_change_the_map_not_the_truth(densities):
         assert other.info["snr"] == pytest.approx(plain.info["snr"])
         assert not np.allclose(other.map, plain.map, atol=1e-3 * np.abs(plain.map).max())
         np.testing.assert_array_equal(other.truth_a, plain.truth_a)
+
+
+def test_global_lowpass_removes_power_beyond_it_and_clips_the_truth(densities):
+    from locres.core.fourier import frequency_grid_per_a
+
+    plain = _example(densities, seed=4, snr_range=(50.0, 50.0))
+    cut = _example(densities, seed=4, snr_range=(50.0, 50.0), p_global_lowpass=1.0,
+                   lowpass_percentile_range=(50.0, 50.0))
+    r = cut.info["global_lowpass_a"]
+    assert r > 0 and plain.info["global_lowpass_a"] == 0.0
+    np.testing.assert_allclose(cut.truth_a, np.maximum(plain.truth_a, r), rtol=1e-6)
+    spec = np.abs(np.fft.rfftn(cut.half1)) ** 2
+    f = frequency_grid_per_a(cut.half1.shape, 1.0)
+    assert spec[f > 1.0 / r].sum() < 1e-6 * spec[(f > 0) & (f < 1.0 / r)].sum()
 
 
 def test_high_snr_cut_truth_follows_the_cut_and_noise_coarsens_it(densities):
