@@ -15,7 +15,6 @@ Writes ``phantoms.json``, ``sharpening.json`` and ``table.md`` under ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from locres.data.splits import split_of
 from locres.io.atomic import atomic_write_json
 from locres.methods import MethodInputs, get_method
 from locres.pipeline.execute import call_method
-from locres.simulate.training_maps import TrainingMapRecipe, make_training_example, global_filter
+from locres.simulate.training_maps import TrainingMapRecipe, global_filter, make_training_example
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +42,16 @@ def case_specs(n_cases: int = 24) -> list[dict]:
     """Fixed case list: kinds x SNRs x voxel sizes (cycled), the last two sharpened and flattened."""
     specs = []
     for i in range(n_cases):
-        spec = {"name": f"case{i:02d}", "kind": KINDS[i % 2], "snr": SNRS[(i // 2) % 4],
-                "voxel_size_a": VOXELS_A[(i // 8 + i) % 4], "pattern": PATTERNS[i % 3], "seed": 1000 + i,
-                "global_bfactor_a2": 0.0, "flatten": False}
+        spec = {
+            "name": f"case{i:02d}",
+            "kind": KINDS[i % 2],
+            "snr": SNRS[(i // 2) % 4],
+            "voxel_size_a": VOXELS_A[(i // 8 + i) % 4],
+            "pattern": PATTERNS[i % 3],
+            "seed": 1000 + i,
+            "global_bfactor_a2": 0.0,
+            "flatten": False,
+        }
         specs.append(spec)
     specs[-2].update(name=specs[-2]["name"] + "_sharpened", global_bfactor_a2=-100.0)
     specs[-1].update(name=specs[-1]["name"] + "_flattened", flatten=True)
@@ -54,13 +60,22 @@ def case_specs(n_cases: int = 24) -> list[dict]:
 
 def case_recipe(spec: dict) -> TrainingMapRecipe:
     v = spec["voxel_size_a"]
-    return TrainingMapRecipe(voxel_size_range_a=(v, v), box_size_range_a=(44.0, 64.0), max_box_voxels=80,
-                             structures_range=(1, 2), p_envelope=1.0 if spec["kind"] == "envelope" else 0.0,
-                             patterns=(spec["pattern"],), snr_range=(spec["snr"], spec["snr"]),
-                             p_coloured_noise=0.0, p_global_bfactor=1.0 if spec["global_bfactor_a2"] else 0.0,
-                             global_bfactor_range_a2=(spec["global_bfactor_a2"],) * 2,
-                             p_solvent_flatten=1.0 if spec["flatten"] else 0.0, p_flatten_halves=0.0,
-                             p_global_lowpass=0.0, scale_range=(1.0, 1.0))
+    return TrainingMapRecipe(
+        voxel_size_range_a=(v, v),
+        box_size_range_a=(44.0, 64.0),
+        max_box_voxels=80,
+        structures_range=(1, 2),
+        p_envelope=1.0 if spec["kind"] == "envelope" else 0.0,
+        patterns=(spec["pattern"],),
+        snr_range=(spec["snr"], spec["snr"]),
+        p_coloured_noise=0.0,
+        p_global_bfactor=1.0 if spec["global_bfactor_a2"] else 0.0,
+        global_bfactor_range_a2=(spec["global_bfactor_a2"],) * 2,
+        p_solvent_flatten=1.0 if spec["flatten"] else 0.0,
+        p_flatten_halves=0.0,
+        p_global_lowpass=0.0,
+        scale_range=(1.0, 1.0),
+    )
 
 
 def test_pool(shards_dir: str) -> tuple[StructurePool, list[str]]:
@@ -88,10 +103,14 @@ def run_variant(name: str, ex, mask: np.ndarray) -> tuple[np.ndarray, dict]:
         from locres.methods.deepres import APPEARANCE_CHECKPOINT
 
         params["checkpoint"] = str(APPEARANCE_CHECKPOINT)
-    inputs = MethodInputs(voxel_size_a=ex.voxel_size_a, mask=mask, device="cpu",
-                          map=ex.map if kind == "map" else None,
-                          half1=ex.half1 if kind == "halves" else None,
-                          half2=ex.half2 if kind == "halves" else None)
+    inputs = MethodInputs(
+        voxel_size_a=ex.voxel_size_a,
+        mask=mask,
+        device="cpu",
+        map=ex.map if kind == "map" else None,
+        half1=ex.half1 if kind == "halves" else None,
+        half2=ex.half2 if kind == "halves" else None,
+    )
     if ":" in method:
         mod, fn = method.split(":")
         out = getattr(__import__(mod, fromlist=[fn]), fn)(inputs)
@@ -104,8 +123,10 @@ def interval_calibration(extra: dict, truth: np.ndarray, mask: np.ndarray) -> di
     if "lo" not in extra or "hi" not in extra:
         return None
     lo, hi, t = extra["lo"][mask], extra["hi"][mask], truth[mask]
-    return {"inside_fraction": float(np.mean((t >= lo) & (t <= hi))),
-            "median_width_a": float(np.median(hi - lo))}
+    return {
+        "inside_fraction": float(np.mean((t >= lo) & (t <= hi))),
+        "median_width_a": float(np.median(hi - lo)),
+    }
 
 
 def run_phantoms(pool: StructurePool, variants: list[str], n_cases: int = 24) -> dict:
@@ -114,8 +135,12 @@ def run_phantoms(pool: StructurePool, variants: list[str], n_cases: int = 24) ->
         rng = np.random.default_rng(spec["seed"])
         n = int(rng.integers(1, 3))
         ex = make_training_example(pool.draw(rng, n), case_recipe(spec), rng)
-        row = {**spec, "shape_zyx": list(ex.map.shape), "truth_median_a": float(np.median(ex.truth_a[ex.mask])),
-               "results": {}}
+        row = {
+            **spec,
+            "shape_zyx": list(ex.map.shape),
+            "truth_median_a": float(np.median(ex.truth_a[ex.mask])),
+            "results": {},
+        }
         for name in variants:
             t0 = time.perf_counter()
             try:
@@ -129,8 +154,11 @@ def run_phantoms(pool: StructurePool, variants: list[str], n_cases: int = 24) ->
             if cal:
                 m["interval"] = cal
             row["results"][name] = m
-        log.info("%s: %s", spec["name"], {k: round(v.get("mae_a", float("nan")), 2)
-                                          for k, v in row["results"].items()})
+        log.info(
+            "%s: %s",
+            spec["name"],
+            {k: round(v.get("mae_a", float("nan")), 2) for k, v in row["results"].items()},
+        )
         rows.append(row)
     return {"cases": rows, "summary": summarise(rows, variants)}
 
@@ -142,10 +170,13 @@ def summarise(rows: list[dict], variants: list[str]) -> dict:
         if not ok:
             out[name] = {"cases": 0}
             continue
-        s = {"cases": len(ok), "mae_a": float(np.mean([m["mae_a"] for m in ok])),
-             "bias_a": float(np.mean([m["bias_a"] for m in ok])),
-             "spearman": float(np.nanmean([m["spearman"] for m in ok])),
-             "coverage": float(np.mean([m["coverage"] for m in ok]))}
+        s = {
+            "cases": len(ok),
+            "mae_a": float(np.mean([m["mae_a"] for m in ok])),
+            "bias_a": float(np.mean([m["bias_a"] for m in ok])),
+            "spearman": float(np.nanmean([m["spearman"] for m in ok])),
+            "coverage": float(np.mean([m["coverage"] for m in ok])),
+        }
         cal = [m["interval"]["inside_fraction"] for m in ok if "interval" in m]
         if cal:
             s["interval_inside_fraction"] = float(np.mean(cal))
@@ -154,26 +185,42 @@ def summarise(rows: list[dict], variants: list[str]) -> dict:
     return out
 
 
-def sharpening_study(pool: StructurePool, variants=("deepres2_map", "deepres_appearance"),
-                     bfactors_a2=(-100.0, -50.0, 0.0, 50.0, 100.0)) -> dict:
+def sharpening_study(
+    pool: StructurePool,
+    variants=("deepres2_map", "deepres_appearance"),
+    bfactors_a2=(-100.0, -50.0, 0.0, 50.0, 100.0),
+) -> dict:
     """Median estimate in the mask of one test phantom after global B sharpening/blurring of its map."""
-    spec = {"kind": "cut", "snr": 2.0, "voxel_size_a": 1.0, "pattern": "radial", "seed": 77,
-            "global_bfactor_a2": 0.0, "flatten": False}
+    spec = {
+        "kind": "cut",
+        "snr": 2.0,
+        "voxel_size_a": 1.0,
+        "pattern": "radial",
+        "seed": 77,
+        "global_bfactor_a2": 0.0,
+        "flatten": False,
+    }
     rng = np.random.default_rng(spec["seed"])
     ex = make_training_example(pool.draw(rng, 1), case_recipe(spec), rng)
     from locres.core.fourier import frequency_grid_per_a
 
     freq = frequency_grid_per_a(ex.map.shape, ex.voxel_size_a)
-    out = {"truth_median_a": float(np.median(ex.truth_a[ex.mask])), "bfactors_a2": list(bfactors_a2),
-           "medians_a": {}}
+    out = {
+        "truth_median_a": float(np.median(ex.truth_a[ex.mask])),
+        "bfactors_a2": list(bfactors_a2),
+        "medians_a": {},
+    }
     for name in variants:
         meds = []
         for b in bfactors_a2:
             g = global_filter(freq, b, 30.0)
             ex_b = type(ex)(**{**ex.__dict__})
             for key in ("map", "half1", "half2"):
-                setattr(ex_b, key, np.fft.irfftn(np.fft.rfftn(getattr(ex, key)) * g, s=ex.map.shape)
-                        .astype(np.float32))
+                setattr(
+                    ex_b,
+                    key,
+                    np.fft.irfftn(np.fft.rfftn(getattr(ex, key)) * g, s=ex.map.shape).astype(np.float32),
+                )
             res, _ = run_variant(name, ex_b, ex.mask)
             meds.append(float(np.median(res[ex.mask])))
         out["medians_a"][name] = meds
@@ -182,22 +229,31 @@ def sharpening_study(pool: StructurePool, variants=("deepres2_map", "deepres_app
 
 
 def table_md(ph: dict, sharp: dict) -> str:
-    lines = ["| variant | input | cases | MAE (A) | bias (A) | Spearman | 10-90 % interval holds |",
-             "|:--|:--|--:|--:|--:|--:|--:|"]
+    lines = [
+        "| variant | input | cases | MAE (A) | bias (A) | Spearman | 10-90 % interval holds |",
+        "|:--|:--|--:|--:|--:|--:|--:|",
+    ]
     for name, s in ph["summary"].items():
         kind = VARIANTS[name][1]
         if not s.get("cases"):
             lines.append(f"| {name} | {kind} | 0 | - | - | - | - |")
             continue
         cal = f"{100 * s['interval_inside_fraction']:.0f} %" if "interval_inside_fraction" in s else "-"
-        lines.append(f"| {name} | {kind} | {s['cases']} | {s['mae_a']:.2f} | {s['bias_a']:+.2f} | "
-                     f"{s['spearman']:.2f} | {cal} |")
-    lines += ["", "Sharpening (median in the mask, truth %.2f A):" % sharp["truth_median_a"], "",
-              "| variant | " + " | ".join(f"B={b:+.0f}" for b in sharp["bfactors_a2"]) + " | max shift (A) |",
-              "|:--|" + "--:|" * (len(sharp["bfactors_a2"]) + 1)]
+        lines.append(
+            f"| {name} | {kind} | {s['cases']} | {s['mae_a']:.2f} | {s['bias_a']:+.2f} | "
+            f"{s['spearman']:.2f} | {cal} |"
+        )
+    lines += [
+        "",
+        f"Sharpening (median in the mask, truth {sharp['truth_median_a']:.2f} A):",
+        "",
+        "| variant | " + " | ".join(f"B={b:+.0f}" for b in sharp["bfactors_a2"]) + " | max shift (A) |",
+        "|:--|" + "--:|" * (len(sharp["bfactors_a2"]) + 1),
+    ]
     for name, meds in sharp["medians_a"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{m:.2f}" for m in meds) +
-                     f" | {sharp['max_shift_a'][name]:.2f} |")
+        lines.append(
+            f"| {name} | " + " | ".join(f"{m:.2f}" for m in meds) + f" | {sharp['max_shift_a'][name]:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -214,8 +270,12 @@ def main(argv: list[str] | None = None) -> None:
     ph = run_phantoms(pool, a.variants, a.cases)
     sharp = sharpening_study(pool)
     out = Path(a.out)
-    meta = {"command": "python -m locres.bench.deepres2 " + " ".join(argv or []), "test_structures": names,
-            "seconds": round(time.perf_counter() - t0, 1), "loadavg": open("/proc/loadavg").read().split()[:3]}
+    meta = {
+        "command": "python -m locres.bench.deepres2 " + " ".join(argv or []),
+        "test_structures": names,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "loadavg": open("/proc/loadavg").read().split()[:3],
+    }
     atomic_write_json(out / "phantoms.json", {**meta, **ph})
     atomic_write_json(out / "sharpening.json", {**meta, **sharp})
     (out / "table.md").write_text(table_md(ph, sharp))

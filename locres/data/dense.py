@@ -30,21 +30,33 @@ from locres.simulate.training_maps import TrainingExample, TrainingMapRecipe, ma
 log = logging.getLogger(__name__)
 
 
-def example_to_item(ex: TrainingExample, inputs: str, model_voxel_size_a: float,
-                    mask_dilate_a: float = 0.0) -> dict[str, torch.Tensor]:
+def example_to_item(
+    ex: TrainingExample, inputs: str, model_voxel_size_a: float, mask_dilate_a: float = 0.0
+) -> dict[str, torch.Tensor]:
     """Features (C, d, h, w), truth (d, h, w) in Angstrom and loss mask (d, h, w) of one training map."""
-    x = dense_features(ex.voxel_size_a, model_voxel_size_a, map_zyx=ex.map, half1_zyx=ex.half1,
-                       half2_zyx=ex.half2, inputs=inputs)
+    x = dense_features(
+        ex.voxel_size_a,
+        model_voxel_size_a,
+        map_zyx=ex.map,
+        half1_zyx=ex.half1,
+        half2_zyx=ex.half2,
+        inputs=inputs,
+    )
     sub = (slice(None, None, 2),) * 3
     truth = to_model_grid(ex.truth_a, ex.voxel_size_a, model_voxel_size_a, lowpass=False)[sub]
-    mask = to_model_grid(ex.mask.astype(np.float32), ex.voxel_size_a, model_voxel_size_a, order=0,
-                         lowpass=False) > 0.5
+    mask = (
+        to_model_grid(ex.mask.astype(np.float32), ex.voxel_size_a, model_voxel_size_a, order=0, lowpass=False)
+        > 0.5
+    )
     it = int(round(mask_dilate_a / model_voxel_size_a))
     if it > 0:
         mask = ndimage.binary_dilation(mask, iterations=it)
     mask = mask[sub]
-    return {"x": torch.from_numpy(x), "truth": torch.from_numpy(truth.astype(np.float32)),
-            "mask": torch.from_numpy(mask)}
+    return {
+        "x": torch.from_numpy(x),
+        "truth": torch.from_numpy(truth.astype(np.float32)),
+        "mask": torch.from_numpy(mask),
+    }
 
 
 class StructurePool:
@@ -68,10 +80,22 @@ class StructurePool:
 class DenseMapStream(IterableDataset):
     """Endless training maps (``maps_per_epoch`` per epoch), each worker with its own seed."""
 
-    def __init__(self, pool: StructurePool, recipe: TrainingMapRecipe, inputs: str, model_voxel_size_a: float,
-                 maps_per_epoch: int, seed: int, mask_dilate_range_a=(0.0, 3.0)):
+    def __init__(
+        self,
+        pool: StructurePool,
+        recipe: TrainingMapRecipe,
+        inputs: str,
+        model_voxel_size_a: float,
+        maps_per_epoch: int,
+        seed: int,
+        mask_dilate_range_a=(0.0, 3.0),
+    ):
         self.pool, self.recipe, self.inputs = pool, recipe, inputs
-        self.model_voxel_size_a, self.maps_per_epoch, self.seed = model_voxel_size_a, int(maps_per_epoch), seed
+        self.model_voxel_size_a, self.maps_per_epoch, self.seed = (
+            model_voxel_size_a,
+            int(maps_per_epoch),
+            seed,
+        )
         self.mask_dilate_range_a = mask_dilate_range_a
         self.epoch = 0
 
@@ -86,15 +110,25 @@ class DenseMapStream(IterableDataset):
             for _attempt in range(5):
                 try:
                     ex = make_training_example(self.pool.draw(rng, n), self.recipe, rng)
-                    yield example_to_item(ex, self.inputs, self.model_voxel_size_a,
-                                          float(rng.uniform(*self.mask_dilate_range_a)))
+                    yield example_to_item(
+                        ex,
+                        self.inputs,
+                        self.model_voxel_size_a,
+                        float(rng.uniform(*self.mask_dilate_range_a)),
+                    )
                     break
                 except LocresError as exc:  # e.g. a box with no structure in it: draw again
                     log.debug("training map skipped: %s", exc)
 
 
-def fixed_items(pool: StructurePool, recipe: TrainingMapRecipe, inputs: str, model_voxel_size_a: float,
-                n_maps: int, seed: int) -> list[dict[str, torch.Tensor]]:
+def fixed_items(
+    pool: StructurePool,
+    recipe: TrainingMapRecipe,
+    inputs: str,
+    model_voxel_size_a: float,
+    n_maps: int,
+    seed: int,
+) -> list[dict[str, torch.Tensor]]:
     """A reproducible evaluation set of ``n_maps`` training-like maps."""
     stream = DenseMapStream(pool, recipe, inputs, model_voxel_size_a, n_maps, seed, (1.5, 1.5))
     return list(iter(stream))
@@ -112,15 +146,31 @@ class DenseDataModule(L.LightningDataModule):
     box_size : ignored (train.py passes the net's box size to every DataModule).
     """
 
-    def __init__(self, shards_dir: str, inputs: str = "map", model_voxel_size_a: float = 1.0,
-                 recipe: dict | None = None, maps_per_epoch: int = 200, val_maps: int = 24, test_maps: int = 32,
-                 val_fraction: float = 0.1, test_fraction: float = 0.1, num_workers: int = 1,
-                 max_structures: int | None = None, seed: int = 0, box_size: int | None = None):
+    def __init__(
+        self,
+        shards_dir: str,
+        inputs: str = "map",
+        model_voxel_size_a: float = 1.0,
+        recipe: dict | None = None,
+        maps_per_epoch: int = 200,
+        val_maps: int = 24,
+        test_maps: int = 32,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        num_workers: int = 1,
+        max_structures: int | None = None,
+        seed: int = 0,
+        box_size: int | None = None,
+    ):
         super().__init__()
         self.shards_dir, self.inputs, self.model_voxel_size_a = shards_dir, inputs, float(model_voxel_size_a)
         rec = {k: (tuple(v) if isinstance(v, list | tuple) else v) for k, v in dict(recipe or {}).items()}
         self.recipe = TrainingMapRecipe(**rec)
-        self.maps_per_epoch, self.val_maps, self.test_maps = int(maps_per_epoch), int(val_maps), int(test_maps)
+        self.maps_per_epoch, self.val_maps, self.test_maps = (
+            int(maps_per_epoch),
+            int(val_maps),
+            int(test_maps),
+        )
         self.val_fraction, self.test_fraction = float(val_fraction), float(test_fraction)
         self.num_workers, self.max_structures, self.seed = int(num_workers), max_structures, int(seed)
         self.train_set = self.val_set = self.test_set = None
@@ -132,7 +182,9 @@ class DenseDataModule(L.LightningDataModule):
         if not self.shards_dir:
             raise LocresError("data.shards_dir is not set: run data_prep/simulate_training_set.py first")
         man = read_manifests(self.shards_dir)
-        names = sorted(e for e in man["shards"] if split_of(e, self.val_fraction, self.test_fraction) == split)
+        names = sorted(
+            e for e in man["shards"] if split_of(e, self.val_fraction, self.test_fraction) == split
+        )
         if self.max_structures:
             names = names[: int(self.max_structures)]
         log.info("%s split: %d structures", split, len(names))
@@ -141,20 +193,28 @@ class DenseDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         v = self.model_voxel_size_a
         if stage in (None, "fit", "validate") and self.val_set is None:
-            self.val_set = fixed_items(self.pool("val"), self.recipe, self.inputs, v, self.val_maps, self.seed + 1)
+            self.val_set = fixed_items(
+                self.pool("val"), self.recipe, self.inputs, v, self.val_maps, self.seed + 1
+            )
         if stage in (None, "fit") and self.train_set is None:
             rank = int(getattr(self.trainer, "global_rank", 0) or 0) if self.trainer is not None else 0
-            self.train_set = DenseMapStream(self.pool("train"), self.recipe, self.inputs, v, self.maps_per_epoch,
-                                            self.seed + 7919 * rank)
+            self.train_set = DenseMapStream(
+                self.pool("train"), self.recipe, self.inputs, v, self.maps_per_epoch, self.seed + 7919 * rank
+            )
         if stage in (None, "test") and self.test_set is None:
-            self.test_set = fixed_items(self.pool("test"), self.recipe, self.inputs, v, self.test_maps,
-                                        self.seed + 2)
+            self.test_set = fixed_items(
+                self.pool("test"), self.recipe, self.inputs, v, self.test_maps, self.seed + 2
+            )
 
     def train_dataloader(self) -> DataLoader:
         if self.trainer is not None:  # a resumed run draws new maps, not epoch 0's again
             self.train_set.epoch = int(self.trainer.current_epoch)
-        return DataLoader(self.train_set, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            self.train_set,
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=None, shuffle=False)

@@ -285,8 +285,9 @@ def run(inputs: MethodInputs, model: LoadedModel, mask_smooth_a: float = 6.0, ma
             raise LocresError(f"{model.path} is a half-map model but one map was given: give "
                               "input.half1=H1.mrc input.half2=H2.mrc, or leave method.checkpoint unset")
         info["source"] = "half maps" if halves else ("map" if inputs.map is not None else "half average")
-        q_lo, res, q_hi = predict_dense_quantiles_a(net, meta, v, mask, map_zyx=inputs.map, half1_zyx=inputs.half1,
-                                                    half2_zyx=inputs.half2, device=device, info=info)
+        q_lo, res, q_hi = predict_dense_quantiles_a(net, meta, v, mask, map_zyx=inputs.map,
+                                                    half1_zyx=inputs.half1, half2_zyx=inputs.half2,
+                                                    device=device, info=info)
         extra = {"lo": q_lo, "hi": q_hi}
         q = meta.get("quantiles", [0.1, 0.5, 0.9])
         info["interval_quantiles"] = [q[0], q[2]]
@@ -299,6 +300,6 @@ def run(inputs: MethodInputs, model: LoadedModel, mask_smooth_a: float = 6.0, ma
     info.update({"median_a": float(np.median(vals)), "min_a": float(vals.min()), "max_a": float(vals.max())})
     if "metrics" in meta:
         info["model_metrics"] = meta["metrics"]
-    log.info("deepres (%s): median %.2f A over %d voxels, %.1f %% clamped", target, info["median_a"], vals.size,
-             100 * info.get("fraction_clamped", 0.0))
+    log.info("deepres (%s): median %.2f A over %d voxels, %.1f %% clamped", target, info["median_a"],
+             vals.size, 100 * info.get("fraction_clamped", 0.0))
     return LocalResolution(resolution_a=res, info=info, mask=mask if auto else None, extra_maps=extra)

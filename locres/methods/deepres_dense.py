@@ -32,8 +32,9 @@ SLAB_MAX_VOXELS = 96**3
 
 
 @torch.inference_mode()
-def run_net_in_slabs(net: torch.nn.Module, features: np.ndarray, device: str = "cpu",
-                     max_voxels: int = SLAB_MAX_VOXELS) -> np.ndarray:
+def run_net_in_slabs(
+    net: torch.nn.Module, features: np.ndarray, device: str = "cpu", max_voxels: int = SLAB_MAX_VOXELS
+) -> np.ndarray:
     """``net`` on (C, d, h, w) features -> (3, d, h, w), in z slabs of about ``max_voxels`` voxels."""
     c, d, h, w = features.shape
     step = max(2, (max_voxels // max(h * w, 1)) // 2 * 2)
@@ -43,14 +44,21 @@ def run_net_in_slabs(net: torch.nn.Module, features: np.ndarray, device: str = "
         a, b = max(0, z0 - SLAB_HALO), min(d, z1 + SLAB_HALO)
         a -= a % 2  # keep the quarter-resolution pooling aligned with a whole-volume pass
         x = torch.from_numpy(np.ascontiguousarray(features[:, a:b]))[None].to(device)
-        out[:, z0:z1] = net(x)[0, :, z0 - a:z1 - a].float().cpu().numpy()
+        out[:, z0:z1] = net(x)[0, :, z0 - a : z1 - a].float().cpu().numpy()
     return out
 
 
-def predict_dense_quantiles_a(net: torch.nn.Module, meta: dict, voxel_size_a: float, mask: np.ndarray,
-                              map_zyx: np.ndarray | None = None, half1_zyx: np.ndarray | None = None,
-                              half2_zyx: np.ndarray | None = None, device: str = "cpu",
-                              info: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict_dense_quantiles_a(
+    net: torch.nn.Module,
+    meta: dict,
+    voxel_size_a: float,
+    mask: np.ndarray,
+    map_zyx: np.ndarray | None = None,
+    half1_zyx: np.ndarray | None = None,
+    half2_zyx: np.ndarray | None = None,
+    device: str = "cpu",
+    info: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Low, median and high resolution quantiles (Angstrom) on the input grid; 0 outside ``mask``.
 
     Parameters
@@ -68,8 +76,15 @@ def predict_dense_quantiles_a(net: torch.nn.Module, meta: dict, voxel_size_a: fl
     v_model = float(meta["voxel_size_a"])
     lo, hi = (float(r) for r in meta["resolution_range_a"])
     inputs = str(meta.get("inputs", "map"))
-    feats = dense_features(voxel_size_a, v_model, map_zyx=map_zyx, half1_zyx=half1_zyx, half2_zyx=half2_zyx,
-                           inputs=inputs, workers=2)
+    feats = dense_features(
+        voxel_size_a,
+        v_model,
+        map_zyx=map_zyx,
+        half1_zyx=half1_zyx,
+        half2_zyx=half2_zyx,
+        inputs=inputs,
+        workers=2,
+    )
     t1 = time.perf_counter()
     q = run_net_in_slabs(net, feats, device)
     t2 = time.perf_counter()
@@ -83,9 +98,16 @@ def predict_dense_quantiles_a(net: torch.nn.Module, meta: dict, voxel_size_a: fl
     low = np.minimum(low * (clamped / np.maximum(mid, 1e-6)), clamped)
     high = np.maximum(high * (clamped / np.maximum(mid, 1e-6)), clamped)
     out = [np.where(mask, a, 0.0).astype(np.float32) for a in (low, clamped, high)]
-    info.update({"model_grid_voxel_a": v_model, "inputs": inputs, "feature_grid_zyx": list(feats.shape[1:]),
-                 "seconds_features": round(t1 - t0, 3), "seconds_net": round(t2 - t1, 3),
-                 "seconds_total": round(time.perf_counter() - t0, 3)})
+    info.update(
+        {
+            "model_grid_voxel_a": v_model,
+            "inputs": inputs,
+            "feature_grid_zyx": list(feats.shape[1:]),
+            "seconds_features": round(t1 - t0, 3),
+            "seconds_net": round(t2 - t1, 3),
+            "seconds_total": round(time.perf_counter() - t0, 3),
+        }
+    )
     if not mask.any():
         raise LocresError("the mask is empty: give a mask that covers the molecule")
     return out[0], out[1], out[2]

@@ -54,9 +54,15 @@ class DenseQuantileNet(nn.Module):
     fully_convolutional = True
     output_stride = 2  # outputs sit on model voxels 2 i, like the features
 
-    def __init__(self, inputs: str = "map", n_bands: int = len(BAND_RESOLUTIONS_A), width: int = 24,
-                 dilations: Sequence[int] = (1, 2), quantiles: Sequence[float] = (0.1, 0.5, 0.9),
-                 resolution_range_a: Sequence[float] = (2.0, 20.0)) -> None:
+    def __init__(
+        self,
+        inputs: str = "map",
+        n_bands: int = len(BAND_RESOLUTIONS_A),
+        width: int = 24,
+        dilations: Sequence[int] = (1, 2),
+        quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+        resolution_range_a: Sequence[float] = (2.0, 20.0),
+    ) -> None:
         super().__init__()
         if inputs not in INPUT_KINDS:
             raise LocresError(f"unknown inputs '{inputs}': choose map or halves")
@@ -71,16 +77,23 @@ class DenseQuantileNet(nn.Module):
         self.in_channels = n_feature_channels(inputs, int(n_bands))
         self.stem = nn.Sequential(nn.Conv3d(self.in_channels, w, 1), nn.GELU(), nn.Conv3d(w, w, 1))
         self.context = nn.Sequential(*[_Block(w, int(d)) for d in dilations])
-        self.head = nn.Sequential(nn.Conv3d(2 * w, w, 1), nn.GELU(), nn.Conv3d(w, w, 1), nn.GELU(),
-                                  nn.Conv3d(w, 3, 1))
+        self.head = nn.Sequential(
+            nn.Conv3d(2 * w, w, 1), nn.GELU(), nn.Conv3d(w, w, 1), nn.GELU(), nn.Conv3d(w, 3, 1)
+        )
         last = self.head[-1]
         nn.init.zeros_(last.weight)
         with torch.no_grad():
             last.bias.copy_(torch.tensor([-1.0, -1.0, -1.0]))
         self.box_size = 1
-        self.net_config = {"_target_": f"{__name__}.DenseQuantileNet", "inputs": inputs, "n_bands": int(n_bands),
-                           "width": w, "dilations": [int(d) for d in dilations], "quantiles": q,
-                           "resolution_range_a": [lo, hi]}
+        self.net_config = {
+            "_target_": f"{__name__}.DenseQuantileNet",
+            "inputs": inputs,
+            "n_bands": int(n_bands),
+            "width": w,
+            "dilations": [int(d) for d in dilations],
+            "quantiles": q,
+            "resolution_range_a": [lo, hi],
+        }
 
     def to_quantiles_a(self, z: torch.Tensor) -> torch.Tensor:
         """Head values (B, 3, ...) -> ordered quantiles in Angstrom (B, 3, ...)."""

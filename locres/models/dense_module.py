@@ -31,16 +31,27 @@ def masked_quantile_metrics(pred_a: torch.Tensor, truth_a: torch.Tensor) -> dict
     """MAE, bias, coverage and width of (N, 3) quantiles against (N,) truths."""
     mid = pred_a[:, 1]
     inside = (truth_a >= pred_a[:, 0]) & (truth_a <= pred_a[:, 2])
-    return {"mae": (mid - truth_a).abs().mean(), "bias": (mid - truth_a).mean(),
-            "coverage": inside.float().mean(), "width": (pred_a[:, 2] - pred_a[:, 0]).mean()}
+    return {
+        "mae": (mid - truth_a).abs().mean(),
+        "bias": (mid - truth_a).mean(),
+        "coverage": inside.float().mean(),
+        "width": (pred_a[:, 2] - pred_a[:, 0]).mean(),
+    }
 
 
 class DenseResModule(L.LightningModule):
     """Trains a :class:`locres.models.dense.DenseQuantileNet` (see the module docstring)."""
 
-    def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable | None = None,
-                 voxel_size_a: float = 1.0, scheduler_interval: str = "epoch", monitor: str = "val/mae",
-                 recipe: dict | None = None):
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        voxel_size_a: float = 1.0,
+        scheduler_interval: str = "epoch",
+        monitor: str = "val/mae",
+        recipe: dict | None = None,
+    ):
         super().__init__()
         if recipe is not None and not isinstance(recipe, dict):  # a DictConfig from Hydra: plain values only
             from omegaconf import OmegaConf
@@ -49,10 +60,17 @@ class DenseResModule(L.LightningModule):
         self.net = net
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scheduler_interval, self.monitor = scheduler_interval, monitor
-        self.save_hyperparameters({"net_config": dict(net.net_config), "voxel_size_a": float(voxel_size_a),
-                                   "resolution_range_a": [float(net.lo_a), float(net.hi_a)],
-                                   "target": TARGET, "inputs": net.inputs, "quantiles": list(net.quantiles),
-                                   "recipe": dict(recipe or {})})
+        self.save_hyperparameters(
+            {
+                "net_config": dict(net.net_config),
+                "voxel_size_a": float(voxel_size_a),
+                "resolution_range_a": [float(net.lo_a), float(net.hi_a)],
+                "target": TARGET,
+                "inputs": net.inputs,
+                "quantiles": list(net.quantiles),
+                "recipe": dict(recipe or {}),
+            }
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -89,5 +107,11 @@ class DenseResModule(L.LightningModule):
         if self.scheduler_factory is None:
             return opt
         sched = self.scheduler_factory(optimizer=opt)
-        return {"optimizer": opt,
-                "lr_scheduler": {"scheduler": sched, "interval": self.scheduler_interval, "monitor": self.monitor}}
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {
+                "scheduler": sched,
+                "interval": self.scheduler_interval,
+                "monitor": self.monitor,
+            },
+        }

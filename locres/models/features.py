@@ -17,7 +17,8 @@ resolutions from 20 A down to 2 A, log-Gaussian in frequency):
 Every feature but the spectral step is a ratio within one band, so a global isotropic filter
 (sharpening, blurring), a scale and an offset leave them unchanged: only the network's judgement of
 where signal gives way to noise remains. All powers share one floor, ``BAND_FLOOR`` times the strongest
-band's, so bands a low-passed map has no power in read as empty rather than as ratios of rounding errors. Pure numerics: arrays in, arrays out.
+band's, so bands a low-passed map has no power in read as empty rather than as ratios of rounding errors.
+Pure numerics: arrays in, arrays out.
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ def _log_ratio(a: np.ndarray | float, b: np.ndarray | float, eps: float) -> np.n
     return np.log((np.asarray(a) + eps) / (np.asarray(b) + eps)).astype(np.float32)
 
 
-def band_features_model_grid(volumes: list[np.ndarray], model_voxel_size_a: float,
-                             bands_a=BAND_RESOLUTIONS_A, workers: int = 1) -> np.ndarray:
+def band_features_model_grid(
+    volumes: list[np.ndarray], model_voxel_size_a: float, bands_a=BAND_RESOLUTIONS_A, workers: int = 1
+) -> np.ndarray:
     """Features of volumes already on the model grid: one volume (map) or two (half maps).
 
     Returns (C, ceil(z/2), ceil(y/2), ceil(x/2)) float32, C = :func:`n_feature_channels`.
@@ -109,14 +111,22 @@ def band_features_model_grid(volumes: list[np.ndarray], model_voxel_size_a: floa
         p10, p50, p90 = pct[k]
         prev90 = pct[k - 1, 2] if k > 0 else p90
         local.append(_log_ratio(e, p50, eps))
-        spread += [np.full(e.shape, _log_ratio(v1, v0, eps), np.float32) for v1, v0 in
-                   ((p90, p50), (p50, p10), (p90, prev90))]
+        spread += [
+            np.full(e.shape, _log_ratio(v1, v0, eps), np.float32)
+            for v1, v0 in ((p90, p50), (p50, p10), (p90, prev90))
+        ]
     return np.stack(local + spread + corr).astype(np.float32)
 
 
-def dense_features(voxel_size_a: float, model_voxel_size_a: float, map_zyx: np.ndarray | None = None,
-                   half1_zyx: np.ndarray | None = None, half2_zyx: np.ndarray | None = None,
-                   inputs: str = "map", workers: int = 1) -> np.ndarray:
+def dense_features(
+    voxel_size_a: float,
+    model_voxel_size_a: float,
+    map_zyx: np.ndarray | None = None,
+    half1_zyx: np.ndarray | None = None,
+    half2_zyx: np.ndarray | None = None,
+    inputs: str = "map",
+    workers: int = 1,
+) -> np.ndarray:
     """The dense models' input from maps at their own voxel size (see the module docstring).
 
     ``inputs="map"`` uses ``map_zyx`` (or the half-map average when no map is given); ``"halves"`` needs
@@ -127,8 +137,10 @@ def dense_features(voxel_size_a: float, model_voxel_size_a: float, map_zyx: np.n
         raise LocresError(f"unknown model inputs '{inputs}': map or halves")
     if inputs == "halves":
         if half1_zyx is None or half2_zyx is None:
-            raise LocresError("this is a half-map model: give input.half1=H1.mrc input.half2=H2.mrc "
-                              "(or use the single-map model with input.map)")
+            raise LocresError(
+                "this is a half-map model: give input.half1=H1.mrc input.half2=H2.mrc "
+                "(or use the single-map model with input.map)"
+            )
         vols = [to_model_grid(h, voxel_size_a, model_voxel_size_a) for h in (half1_zyx, half2_zyx)]
     else:
         if map_zyx is None:

@@ -323,7 +323,8 @@ def run_infer(
     _check_parameters_first(names, params)
     if reference is not None and names[0] == "deepres" and not params.get("deepres", {}).get("checkpoint"):
         # the check measures how far the estimate moves with sharpening: only the appearance model does
-        params = {**params, "deepres": {**params.get("deepres", {}), "checkpoint": str(APPEARANCE_CHECKPOINT)}}
+        deepres_params = {**params.get("deepres", {}), "checkpoint": str(APPEARANCE_CHECKPOINT)}
+        params = {**params, "deepres": deepres_params}
     sharp_check = comparison = rec_ref = None
     with OutputStage(out_dir, overwrite=options.overwrite) as stage:
         map_rel = map_for_cxc(stage, loaded) if options.chimerax else None

@@ -34,8 +34,9 @@ from locres.errors import LocresError
 DEFAULT_THRESHOLD = 0.143
 
 
-def shell_power_per_voxel(volume: np.ndarray, voxel_size_a: float,
-                          n_voxels: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def shell_power_per_voxel(
+    volume: np.ndarray, voxel_size_a: float, n_voxels: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Power spectrum of ``volume`` per shell and per voxel of volume ``n_voxels``.
 
     Parameters
@@ -71,15 +72,24 @@ def expected_fsc(signal_power: np.ndarray, noise_power: np.ndarray) -> np.ndarra
     return np.divide(s, total, out=np.zeros_like(total), where=total > 0)
 
 
-def fsc_crossing_a(freq_per_a: np.ndarray, signal_power: np.ndarray, noise_power: np.ndarray,
-                   threshold: float = DEFAULT_THRESHOLD) -> float:
+def fsc_crossing_a(
+    freq_per_a: np.ndarray,
+    signal_power: np.ndarray,
+    noise_power: np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> float:
     """Resolution (Angstrom) where the expected FSC first falls below ``threshold`` (Nyquist if never)."""
     return resolution_at_threshold(freq_per_a, expected_fsc(signal_power, noise_power), threshold)
 
 
-def crossing_table_a(freq_per_a: np.ndarray, clean_power: np.ndarray, noise_power: np.ndarray,
-                     transfers: np.ndarray, threshold: float = DEFAULT_THRESHOLD,
-                     n_steps: int = 33) -> np.ndarray:
+def crossing_table_a(
+    freq_per_a: np.ndarray,
+    clean_power: np.ndarray,
+    noise_power: np.ndarray,
+    transfers: np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+    n_steps: int = 33,
+) -> np.ndarray:
     """Expected-FSC crossing of every blend of neighbouring ladder rungs.
 
     Parameters

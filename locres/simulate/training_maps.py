@@ -95,8 +95,12 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-def assemble_box(densities: list[tuple[np.ndarray, np.ndarray, float]], shape_zyx: tuple[int, int, int],
-                 voxel_size_a: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def assemble_box(
+    densities: list[tuple[np.ndarray, np.ndarray, float]],
+    shape_zyx: tuple[int, int, int],
+    voxel_size_a: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """Place clean densities (density, mask, voxel size) at random offsets in one box.
 
     Each density is resampled to ``voxel_size_a`` (anti-aliased when coarser); the first is centred,
@@ -129,8 +133,9 @@ def ladder_transfers(kind: str, freq_per_a: np.ndarray, voxel_size_a: float, run
     return np.stack([np.exp(-b * freq_per_a**2 / 4.0) for b in rungs]).astype(np.float32)
 
 
-def draw_ladder(kind: str, recipe: TrainingMapRecipe, voxel_size_a: float,
-                rng: np.random.Generator) -> np.ndarray:
+def draw_ladder(
+    kind: str, recipe: TrainingMapRecipe, voxel_size_a: float, rng: np.random.Generator
+) -> np.ndarray:
     """Rungs for one map: cut resolutions (A, evenly spaced in 1/R, coarse first) or local B (A^2)."""
     k = max(2, int(recipe.ladder_rungs))
     if kind == "cut":
@@ -144,7 +149,9 @@ def draw_ladder(kind: str, recipe: TrainingMapRecipe, voxel_size_a: float,
     return np.linspace(hi, lo, k)  # blurred first, like the cut ladder
 
 
-def local_field_position(mask: np.ndarray, n_rungs: int, pattern: str, rng: np.random.Generator) -> np.ndarray:
+def local_field_position(
+    mask: np.ndarray, n_rungs: int, pattern: str, rng: np.random.Generator
+) -> np.ndarray:
     """Fractional ladder position in [0, K - 1] of every voxel, a smooth field over the molecule."""
     if pattern == "uniform":
         return np.full(mask.shape, rng.uniform(0, n_rungs - 1), np.float32)
@@ -165,7 +172,9 @@ def blend_ladder_levels(density: np.ndarray, transfers_3d: np.ndarray, position:
     return out
 
 
-def noise_shell_power(shape_zyx, voxel_size_a: float, sigma: float, transfer: np.ndarray | None) -> np.ndarray:
+def noise_shell_power(
+    shape_zyx, voxel_size_a: float, sigma: float, transfer: np.ndarray | None
+) -> np.ndarray:
     """Noise power per shell (per voxel) of :func:`locres.simulate.noise.make_noise` with ``transfer``."""
     idx, n_shells = shell_index(shape_zyx, voxel_size_a)
     if transfer is None:
@@ -181,8 +190,13 @@ def global_filter(freq_per_a: np.ndarray, bfactor_a2: float, max_gain: float) ->
     return np.minimum(np.exp(-bfactor_a2 * freq_per_a**2 / 4.0), max_gain).astype(np.float32)
 
 
-def solvent_flatten(volume: np.ndarray, mask: np.ndarray, voxel_size_a: float, rng: np.random.Generator,
-                    background: float = 0.0) -> np.ndarray:
+def solvent_flatten(
+    volume: np.ndarray,
+    mask: np.ndarray,
+    voxel_size_a: float,
+    rng: np.random.Generator,
+    background: float = 0.0,
+) -> np.ndarray:
     """The map times a soft mask (dilated 1-6 A, soft edge 0-4 A), the outside set to ``background``."""
     dil = int(round(rng.uniform(1.0, 6.0) / voxel_size_a))
     soft = ndimage.binary_dilation(mask, iterations=max(dil, 1)).astype(np.float32)
@@ -192,8 +206,9 @@ def solvent_flatten(volume: np.ndarray, mask: np.ndarray, voxel_size_a: float, r
     return (volume * soft + background * (1.0 - soft)).astype(np.float32)
 
 
-def make_training_example(densities: list[tuple[np.ndarray, np.ndarray, float]], recipe: TrainingMapRecipe,
-                          rng: np.random.Generator) -> TrainingExample:
+def make_training_example(
+    densities: list[tuple[np.ndarray, np.ndarray, float]], recipe: TrainingMapRecipe, rng: np.random.Generator
+) -> TrainingExample:
     """One training map, its half maps and the expected-local-FSC truth (see the module docstring).
 
     ``densities``: clean (density, mask, voxel_size_a) of the structures to assemble (the first is
@@ -221,12 +236,16 @@ def make_training_example(densities: list[tuple[np.ndarray, np.ndarray, float]],
 
     freq, clean_power = shell_power_per_voxel(clean, v, n_voxels=float(mask.sum()))
     noise_power = noise_shell_power(shape, v, sigma_half, t_noise)
-    table = crossing_table_a(freq, clean_power, noise_power, ladder_transfers(kind, freq, v, rungs),
-                             recipe.threshold)
+    table = crossing_table_a(
+        freq, clean_power, noise_power, ladder_transfers(kind, freq, v, rungs), recipe.threshold
+    )
     truth = np.clip(truth_from_ladder_position_a(position, table), *recipe.truth_range_a)
 
     # every random draw happens whatever is chosen, so switching one step off leaves the others as they were
-    b_draw, use_b = float(rng.uniform(*recipe.global_bfactor_range_a2)), rng.random() < recipe.p_global_bfactor
+    b_draw, use_b = (
+        float(rng.uniform(*recipe.global_bfactor_range_a2)),
+        rng.random() < recipe.p_global_bfactor,
+    )
     b_global = b_draw if use_b else 0.0
     if b_global:
         g = global_filter(freq3, b_global, recipe.max_sharpening_gain)
@@ -250,11 +269,25 @@ def make_training_example(densities: list[tuple[np.ndarray, np.ndarray, float]],
             half2 = solvent_flatten(half2, mask, v, rng, background)
     scale = _log_uniform(rng, *recipe.scale_range)
     offset = float(rng.normal(0.0, 1.0)) * float(np.std(full)) * scale
-    info = {"voxel_size_a": v, "shape_zyx": list(shape), "kind": kind, "rungs": [float(r) for r in rungs],
-            "pattern": pattern, "snr": snr, "noise_bfactor_a2": b_noise, "global_bfactor_a2": b_global,
-            "global_lowpass_a": lowpass_a,
-            "flattened": flattened, "structures": len(densities)}
-    return TrainingExample(map=(full * scale + offset).astype(np.float32),
-                           half1=(half1 * scale + offset).astype(np.float32),
-                           half2=(half2 * scale + offset).astype(np.float32),
-                           mask=mask, truth_a=truth.astype(np.float32), voxel_size_a=v, info=info)
+    info = {
+        "voxel_size_a": v,
+        "shape_zyx": list(shape),
+        "kind": kind,
+        "rungs": [float(r) for r in rungs],
+        "pattern": pattern,
+        "snr": snr,
+        "noise_bfactor_a2": b_noise,
+        "global_bfactor_a2": b_global,
+        "global_lowpass_a": lowpass_a,
+        "flattened": flattened,
+        "structures": len(densities),
+    }
+    return TrainingExample(
+        map=(full * scale + offset).astype(np.float32),
+        half1=(half1 * scale + offset).astype(np.float32),
+        half2=(half2 * scale + offset).astype(np.float32),
+        mask=mask,
+        truth_a=truth.astype(np.float32),
+        voxel_size_a=v,
+        info=info,
+    )

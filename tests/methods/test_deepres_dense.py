@@ -35,8 +35,9 @@ def test_quantile_maps_on_the_input_grid_zero_outside_the_mask():
     h1 = d + 0.1 * rng.standard_normal(d.shape).astype(np.float32)
     h2 = d + 0.1 * rng.standard_normal(d.shape).astype(np.float32)
     info = {}
-    lo, mid, hi = predict_dense_quantiles_a(_net("halves"), meta, 1.3, mask, half1_zyx=h1, half2_zyx=h2,
-                                            info=info)
+    lo, mid, hi = predict_dense_quantiles_a(
+        _net("halves"), meta, 1.3, mask, half1_zyx=h1, half2_zyx=h2, info=info
+    )
     for a in (lo, mid, hi):
         assert a.shape == d.shape and a.dtype == np.float32
         assert np.all(a[~mask] == 0)

@@ -39,7 +39,7 @@ def test_scale_offset_and_global_bfactor_leave_features_unchanged(noisy_map):
     assert np.abs(blurred - noisy_map).max() > 0.3 * np.abs(noisy_map).max()
     k = dense_features(1.0, 1.0, map_zyx=blurred)
     n = len(BAND_RESOLUTIONS_A)
-    within = np.r_[0:n // 2, n:n + 3 * (n // 2)]  # coarse bands, which the blur keeps above the floor
+    within = np.r_[0 : n // 2, n : n + 3 * (n // 2)]  # coarse bands, which the blur keeps above the floor
     within = [c for c in within if c < n or (c - n) % 3 != 2]
     assert np.median(np.abs(k[within] - f[within])) < 0.05
     steps = [n + 3 * j + 2 for j in range(1, n)]
@@ -53,7 +53,7 @@ def test_a_band_without_power_reads_empty(noisy_map):
     n = len(BAND_RESOLUTIONS_A)
     fine = [k for k, r in enumerate(BAND_RESOLUTIONS_A) if r < 2.6]  # bands well beyond the 4 A cut
     assert np.abs(f[fine]).max() < 0.5  # local power of an empty band = its (floor) median
-    assert np.abs(f[:fine[0]]).max() > 2.0  # bands with signal do vary over the box
+    assert np.abs(f[: fine[0]]).max() > 2.0  # bands with signal do vary over the box
     first_empty_step = n + 3 * fine[0] + 2
     assert f[first_empty_step].max() < -3.0  # the spectrum falls off a cliff there
 
@@ -62,10 +62,10 @@ def test_identical_halves_correlate_fully_and_noise_does_not(noisy_map):
     rng = np.random.default_rng(0)
     same = dense_features(1.0, 1.0, half1_zyx=noisy_map, half2_zyx=noisy_map, inputs="halves")
     n = len(BAND_RESOLUTIONS_A)
-    np.testing.assert_allclose(same[4 * n:], 1.0, atol=1e-3)
+    np.testing.assert_allclose(same[4 * n :], 1.0, atol=1e-3)
     a, b = (make_noise(noisy_map.shape, 1.0, rng) for _ in range(2))
     indep = dense_features(1.0, 1.0, half1_zyx=a, half2_zyx=b, inputs="halves")
-    assert np.abs(np.median(indep[4 * n:])) < 0.1
+    assert np.abs(np.median(indep[4 * n :])) < 0.1
 
 
 def test_half_model_refuses_one_map(noisy_map):

@@ -22,10 +22,17 @@ def densities():
 
 
 def _example(densities, seed=0, **kw):
-    base = dict(voxel_size_range_a=(1.0, 1.0), box_size_range_a=(40.0, 44.0), p_envelope=0.0,
-                patterns=("radial",), p_coloured_noise=0.0, p_global_bfactor=0.0, p_solvent_flatten=0.0,
-                p_global_lowpass=0.0,
-                scale_range=(1.0, 1.0))
+    base = dict(
+        voxel_size_range_a=(1.0, 1.0),
+        box_size_range_a=(40.0, 44.0),
+        p_envelope=0.0,
+        patterns=("radial",),
+        p_coloured_noise=0.0,
+        p_global_bfactor=0.0,
+        p_solvent_flatten=0.0,
+        p_global_lowpass=0.0,
+        scale_range=(1.0, 1.0),
+    )
     base.update(kw)
     return make_training_example(densities, TrainingMapRecipe(**base), np.random.default_rng(seed))
 
@@ -55,8 +62,9 @@ def test_global_lowpass_removes_power_beyond_it_and_clips_the_truth(densities):
     from locres.core.fourier import frequency_grid_per_a
 
     plain = _example(densities, seed=4, snr_range=(50.0, 50.0))
-    cut = _example(densities, seed=4, snr_range=(50.0, 50.0), p_global_lowpass=1.0,
-                   lowpass_percentile_range=(50.0, 50.0))
+    cut = _example(
+        densities, seed=4, snr_range=(50.0, 50.0), p_global_lowpass=1.0, lowpass_percentile_range=(50.0, 50.0)
+    )
     r = cut.info["global_lowpass_a"]
     assert r > 0 and plain.info["global_lowpass_a"] == 0.0
     np.testing.assert_allclose(cut.truth_a, np.maximum(plain.truth_a, r), rtol=1e-6)
