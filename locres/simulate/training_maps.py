@@ -14,9 +14,9 @@ data_prep shards) :func:`make_training_example` builds, at a random voxel size:
 
 The truth is :mod:`locres.simulate.fsc_target`'s: from the clean density's power spectrum inside the
 molecular mask, the local transfer and the noise power spectrum. Steps 4 and 5 leave it unchanged, as
-they should (except that no voxel reads finer than a global low pass: the truth is clipped there) (a global filter changes no signal-to-noise ratio; flattening changes nothing inside the
-mask). The appearance of the map moves with every one of them, which is what the network must learn to
-see through.
+they should: a global filter changes no signal-to-noise ratio, flattening changes nothing inside the
+mask (only no voxel reads finer than a global low pass: the truth is clipped there). The appearance of
+the map moves with every one of them, which is what the network must learn to see through.
 """
 
 from __future__ import annotations

@@ -120,7 +120,8 @@ def test_shipped_model_reads_a_uniform_phantom(which):
         ph = make_synthetic_phantom((56, 56, 56), voxel_size_a=1.0, resolution_range_a=(res_a, res_a + 1e-3),
                                     pattern="radial", snr=20.0, seed=5)
         # no method.checkpoint: the pipeline's loader picks default_checkpoint(inputs)
-        out = call_method("deepres", deepres, MethodInputs(voxel_size_a=1.0, map=ph.map, mask=ph.mask), params)
+        inputs = MethodInputs(voxel_size_a=1.0, map=ph.map, mask=ph.mask)
+        out = call_method("deepres", deepres, inputs, params)
         errs.append(abs(float(np.median(out.resolution_a[ph.mask])) - res_a))
     assert max(errs) < 1.5
 
