@@ -36,7 +36,8 @@ def shards_dir(tmp_path_factory) -> Path:
         want[split_of(e)] -= 1
         dens = synthetic_density((30, 28, 32), 1.0, rng)
         view = View(density=dens, mask=molecule_mask(dens, 1.0), voxel_size_sim_a=1.0, rotation=np.eye(3))
-        arrays = views_to_arrays(e, 1.0, [view], [dens[None]], [view.mask], np.array([[5.0]]), np.array([[0.0]]))
+        arrays = views_to_arrays(e, 1.0, [view], [dens[None]], [view.mask], np.array([[5.0]]),
+                                 np.array([[0.0]]))
         atomic_write_npz(d / f"{e}.npz", arrays)
         shards[e] = {"file": f"{e}.npz", "views": 1}
     atomic_write_json(d / "manifest.json", {"format": FORMAT, "shards": shards, "failures": {},
