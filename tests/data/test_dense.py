@@ -9,14 +9,10 @@ import pytest
 import torch
 
 from locres.data.dense import DenseDataModule, StructurePool, example_to_item
-from locres.data.shards import (  # io.atomic after the house merge
-    FORMAT,
-    atomic_write_json,
-    atomic_write_npz,
-    views_to_arrays,
-)
+from locres.data.shards import FORMAT, views_to_arrays
 from locres.data.simulated import View
 from locres.data.splits import split_of
+from locres.io.atomic import atomic_write_json, atomic_write_npz
 from locres.models.features import dense_features, n_feature_channels
 from locres.simulate.phantom import molecule_mask, synthetic_density
 from locres.simulate.training_maps import TrainingMapRecipe, make_training_example
