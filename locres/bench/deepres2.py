@@ -15,7 +15,9 @@ Writes ``phantoms.json``, ``sharpening.json`` and ``table.md`` under ``--out``.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -90,7 +92,7 @@ VARIANTS = {  # name: (method, input kind, params)
     "resmap_single": ("resmap", "map", {}),
     "monores_single": ("monores", "map", {}),
     "deepres2_halves": ("deepres", "halves", {}),
-    "blocres": ("blocres", "halves", {}),
+    "blocres": ("blocres", "halves", {"cutoff": 0.143}),  # the truth's threshold
     "torch_local_resolution": ("locres.bench.outside:torch_local_resolution", "halves", {}),
 }
 
@@ -129,9 +131,12 @@ def interval_calibration(extra: dict, truth: np.ndarray, mask: np.ndarray) -> di
     }
 
 
-def run_phantoms(pool: StructurePool, variants: list[str], n_cases: int = 24) -> dict:
+def run_phantoms(pool: StructurePool, variants: list[str], n_cases: int = 24,
+                 only: list[str] | None = None) -> dict:
     rows = []
     for spec in case_specs(n_cases):
+        if only and spec["name"] not in only:
+            continue
         rng = np.random.default_rng(spec["seed"])
         n = int(rng.integers(1, 3))
         ex = make_training_example(pool.draw(rng, n), case_recipe(spec), rng)
@@ -170,10 +175,11 @@ def summarise(rows: list[dict], variants: list[str]) -> dict:
         if not ok:
             out[name] = {"cases": 0}
             continue
-        s = {
+        s = {  # MAE and bias over the voxels each variant estimated (coverage says how many)
             "cases": len(ok),
-            "mae_a": float(np.mean([m["mae_a"] for m in ok])),
-            "bias_a": float(np.mean([m["bias_a"] for m in ok])),
+            "cases_with_estimates": int(sum(m["n_estimated"] > 0 for m in ok)),
+            "mae_a": float(np.nanmean([m["mae_a"] for m in ok])),
+            "bias_a": float(np.nanmean([m["bias_a"] for m in ok])),
             "spearman": float(np.nanmean([m["spearman"] for m in ok])),
             "coverage": float(np.mean([m["coverage"] for m in ok])),
         }
@@ -228,21 +234,26 @@ def sharpening_study(
     return out
 
 
-def table_md(ph: dict, sharp: dict) -> str:
-    lines = [
-        "| variant | input | cases | MAE (A) | bias (A) | Spearman | 10-90 % interval holds |",
-        "|:--|:--|--:|--:|--:|--:|--:|",
-    ]
-    for name, s in ph["summary"].items():
+def _summary_rows(summary: dict) -> list[str]:
+    lines = ["| variant | input | cases | MAE (A) | bias (A) | Spearman | coverage | 10-90 % interval |",
+             "|:--|:--|--:|--:|--:|--:|--:|--:|"]
+    for name, s in summary.items():
         kind = VARIANTS[name][1]
         if not s.get("cases"):
-            lines.append(f"| {name} | {kind} | 0 | - | - | - | - |")
+            lines.append(f"| {name} | {kind} | 0 | - | - | - | - | - |")
             continue
         cal = f"{100 * s['interval_inside_fraction']:.0f} %" if "interval_inside_fraction" in s else "-"
-        lines.append(
-            f"| {name} | {kind} | {s['cases']} | {s['mae_a']:.2f} | {s['bias_a']:+.2f} | "
-            f"{s['spearman']:.2f} | {cal} |"
-        )
+        lines.append(f"| {name} | {kind} | {s['cases']} | {s['mae_a']:.2f} | {s['bias_a']:+.2f} | "
+                     f"{s['spearman']:.2f} | {s['coverage']:.2f} | {cal} |")
+    return lines
+
+
+def table_md(ph: dict, sharp: dict) -> str:
+    lines = _summary_rows(ph["summary"])
+    for key, summary in ph.items():
+        if key.startswith("summary_on_the_"):
+            who = key[len("summary_on_the_"):-len("_cases")]
+            lines += ["", f"On the same cases ({who} ran on these only):", "", *_summary_rows(summary)]
     lines += [
         "",
         f"Sharpening (median in the mask, truth {sharp['truth_median_a']:.2f} A):",
@@ -257,29 +268,55 @@ def table_md(ph: dict, sharp: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge_previous(ph: dict, previous: dict) -> dict:
+    """Fold this run's results into an earlier run's cases (same names); other variants' results stay."""
+    cases = {c["name"]: c for c in previous.get("cases", [])}
+    for case in ph["cases"]:
+        if case["name"] in cases:
+            cases[case["name"]]["results"].update(case["results"])
+        else:
+            cases[case["name"]] = case
+    rows = sorted(cases.values(), key=lambda c: c["name"])
+    names = [n for n in VARIANTS if any(n in c["results"] for c in rows)]
+    out = {"cases": rows, "summary": summarise(rows, names)}
+    partial = [n for n in names if sum(n in c["results"] for c in rows) < len(rows)]
+    for n in partial:  # a variant run on some cases only: everyone on those same cases
+        same = [c for c in rows if n in c["results"]]
+        everyone = [m for m in names if all(m in c["results"] for c in same)]
+        out[f"summary_on_the_{n}_cases"] = summarise(same, everyone)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shards", default="runs/training_set")
     p.add_argument("--out", default="bench_results/deepres2")
     p.add_argument("--cases", type=int, default=24)
     p.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    p.add_argument("--keep", action="store_true", help="keep other variants' results (--out/phantoms.json)")
+    p.add_argument("--no-sharpening", action="store_true")
+    p.add_argument("--only", nargs="*", help="run only these cases (names from the case list)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     pool, names = test_pool(a.shards)
     t0 = time.perf_counter()
-    ph = run_phantoms(pool, a.variants, a.cases)
-    sharp = sharpening_study(pool)
+    ph = run_phantoms(pool, a.variants, a.cases, a.only)
     out = Path(a.out)
-    meta = {
-        "command": "python -m locres.bench.deepres2 " + " ".join(argv or []),
-        "test_structures": names,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "loadavg": open("/proc/loadavg").read().split()[:3],
-    }
+    if a.keep and (out / "phantoms.json").exists():
+        ph = merge_previous(ph, json.loads((out / "phantoms.json").read_text()))
+    cmd = "python -m locres.bench.deepres2 " + " ".join(argv if argv is not None else sys.argv[1:])
+    meta = {"command": cmd, "test_structures": names, "seconds": round(time.perf_counter() - t0, 1),
+            "loadavg": open("/proc/loadavg").read().split()[:3]}
     atomic_write_json(out / "phantoms.json", {**meta, **ph})
-    atomic_write_json(out / "sharpening.json", {**meta, **sharp})
-    (out / "table.md").write_text(table_md(ph, sharp))
-    print(table_md(ph, sharp))
+    sharp = None
+    if not a.no_sharpening:
+        sharp = sharpening_study(pool)
+        atomic_write_json(out / "sharpening.json", {**meta, **sharp})
+    elif (out / "sharpening.json").exists():
+        sharp = json.loads((out / "sharpening.json").read_text())
+    if sharp is not None:
+        (out / "table.md").write_text(table_md(ph, sharp))
+        print(table_md(ph, sharp))
 
 
 if __name__ == "__main__":
