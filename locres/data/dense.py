@@ -24,14 +24,15 @@ from locres.core.maps import to_model_grid
 from locres.data.shards import ShardModel, read_manifests
 from locres.data.splits import split_of
 from locres.errors import LocresError
-from locres.models.features import dense_features
+from locres.models.features import FEATURE_VERSION, dense_features
 from locres.simulate.training_maps import TrainingExample, TrainingMapRecipe, make_training_example
 
 log = logging.getLogger(__name__)
 
 
 def example_to_item(
-    ex: TrainingExample, inputs: str, model_voxel_size_a: float, mask_dilate_a: float = 0.0
+    ex: TrainingExample, inputs: str, model_voxel_size_a: float, mask_dilate_a: float = 0.0,
+    feature_version: int = FEATURE_VERSION,
 ) -> dict[str, torch.Tensor]:
     """Features (C, d, h, w), truth (d, h, w) in Angstrom and loss mask (d, h, w) of one training map."""
     x = dense_features(
@@ -41,6 +42,7 @@ def example_to_item(
         half1_zyx=ex.half1,
         half2_zyx=ex.half2,
         inputs=inputs,
+        version=feature_version,
     )
     sub = (slice(None, None, 2),) * 3
     truth = to_model_grid(ex.truth_a, ex.voxel_size_a, model_voxel_size_a, lowpass=False)[sub]
@@ -97,6 +99,7 @@ class DenseMapStream(IterableDataset):
             seed,
         )
         self.mask_dilate_range_a = mask_dilate_range_a
+        self.feature_version = FEATURE_VERSION
         self.epoch = 0
 
     def __iter__(self):
@@ -115,6 +118,7 @@ class DenseMapStream(IterableDataset):
                         self.inputs,
                         self.model_voxel_size_a,
                         float(rng.uniform(*self.mask_dilate_range_a)),
+                        self.feature_version,
                     )
                     break
                 except LocresError as exc:  # e.g. a box with no structure in it: draw again
@@ -128,9 +132,11 @@ def fixed_items(
     model_voxel_size_a: float,
     n_maps: int,
     seed: int,
+    feature_version: int = FEATURE_VERSION,
 ) -> list[dict[str, torch.Tensor]]:
     """A reproducible evaluation set of ``n_maps`` training-like maps."""
     stream = DenseMapStream(pool, recipe, inputs, model_voxel_size_a, n_maps, seed, (1.5, 1.5))
+    stream.feature_version = feature_version
     return list(iter(stream))
 
 
@@ -161,6 +167,7 @@ class DenseDataModule(L.LightningDataModule):
         max_structures: int | None = None,
         seed: int = 0,
         box_size: int | None = None,
+        feature_version: int = FEATURE_VERSION,
     ):
         super().__init__()
         self.shards_dir, self.inputs, self.model_voxel_size_a = shards_dir, inputs, float(model_voxel_size_a)
@@ -173,6 +180,7 @@ class DenseDataModule(L.LightningDataModule):
         )
         self.val_fraction, self.test_fraction = float(val_fraction), float(test_fraction)
         self.num_workers, self.max_structures, self.seed = int(num_workers), max_structures, int(seed)
+        self.feature_version = int(feature_version)
         self.train_set = self.val_set = self.test_set = None
 
     def recipe_dict(self) -> dict:
@@ -194,16 +202,17 @@ class DenseDataModule(L.LightningDataModule):
         v = self.model_voxel_size_a
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = fixed_items(
-                self.pool("val"), self.recipe, self.inputs, v, self.val_maps, self.seed + 1
+                self.pool("val"), self.recipe, self.inputs, v, self.val_maps, self.seed + 1, self.feature_version
             )
         if stage in (None, "fit") and self.train_set is None:
             rank = int(getattr(self.trainer, "global_rank", 0) or 0) if self.trainer is not None else 0
             self.train_set = DenseMapStream(
                 self.pool("train"), self.recipe, self.inputs, v, self.maps_per_epoch, self.seed + 7919 * rank
             )
+            self.train_set.feature_version = self.feature_version
         if stage in (None, "test") and self.test_set is None:
             self.test_set = fixed_items(
-                self.pool("test"), self.recipe, self.inputs, v, self.test_maps, self.seed + 2
+                self.pool("test"), self.recipe, self.inputs, v, self.test_maps, self.seed + 2, self.feature_version
             )
 
     def train_dataloader(self) -> DataLoader:

@@ -84,6 +84,7 @@ def predict_dense_quantiles_a(
         half2_zyx=half2_zyx,
         inputs=inputs,
         workers=2,
+        version=int(getattr(net, "feature_version", 1)),
     )
     t1 = time.perf_counter()
     q = run_net_in_slabs(net, feats, device)

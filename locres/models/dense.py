@@ -49,6 +49,7 @@ class DenseQuantileNet(nn.Module):
     dilations : one residual context block per entry, with that dilation.
     quantiles : the three quantile levels, low, median, high.
     resolution_range_a : (lo, hi) Angstrom: the median stays inside it.
+    features : the feature version it reads (1: the first shipped half-map model; 2: current).
     """
 
     fully_convolutional = True
@@ -62,6 +63,7 @@ class DenseQuantileNet(nn.Module):
         dilations: Sequence[int] = (1, 2),
         quantiles: Sequence[float] = (0.1, 0.5, 0.9),
         resolution_range_a: Sequence[float] = (2.0, 20.0),
+        features: int = 1,
     ) -> None:
         super().__init__()
         if inputs not in INPUT_KINDS:
@@ -74,6 +76,7 @@ class DenseQuantileNet(nn.Module):
             raise LocresError(f"resolution_range_a must satisfy 0 < lo < hi, got {resolution_range_a}")
         w = int(width)
         self.inputs, self.quantiles, self.lo_a, self.hi_a = inputs, q, lo, hi
+        self.feature_version = int(features)  # which locres.models.features version it reads
         self.in_channels = n_feature_channels(inputs, int(n_bands))
         self.stem = nn.Sequential(nn.Conv3d(self.in_channels, w, 1), nn.GELU(), nn.Conv3d(w, w, 1))
         self.context = nn.Sequential(*[_Block(w, int(d)) for d in dilations])
@@ -93,6 +96,7 @@ class DenseQuantileNet(nn.Module):
             "dilations": [int(d) for d in dilations],
             "quantiles": q,
             "resolution_range_a": [lo, hi],
+            "features": self.feature_version,
         }
 
     def to_quantiles_a(self, z: torch.Tensor) -> torch.Tensor:

@@ -5,11 +5,13 @@ network's grid (:func:`locres.core.maps.to_model_grid`, the one resampling of th
 on the half-resolution grid (model voxels ``2 i``), per frequency band k (bands centred on
 resolutions from 20 A down to 2 A, log-Gaussian in frequency):
 
-- ``log E_k(x) / P50_k``: the local band power (the band-passed map squared, smoothed over a window
-  that grows with the band's wavelength, 2.5-9 A) against its median over the box;
-- ``log P90_k / P50_k`` and ``log P50_k / P10_k``: how the band's power is spread over the box (where the
-  molecule stands out of the solvent, and by how much), constant over the box;
-- ``log P90_k / P90_{k-1}``: the spectrum's step from the next coarser band, constant over the box (it
+- ``log E_k(x) / P99_k``: the local band power (the band-passed map squared, smoothed over a window
+  that grows with the band's wavelength, 2.5-9 A) against its 99th percentile over the box (inside the
+  molecule whatever the box holds; version 1, the first half-map model's, used the median, which an
+  exactly flat solvent filling most of the box drives to zero);
+- ``log P99_k / P90_k`` and ``log P99_k / P50_k`` (version 1: P90/P50, P50/P10): how the band's power
+  is spread over the box, constant over the box; log ratios clipped to +-12;
+- ``log P99_k / P99_{k-1}`` (version 1: P90): the spectrum's step from the next coarser band (it
   moves with sharpening, but a map low-passed at its global resolution falls by orders of magnitude);
 - with half maps, the local band correlation ``rho_k(x) = <b1 b2> / sqrt(<b1^2> <b2^2>)`` (a local FSC
   per band, in the same windows).
@@ -36,6 +38,8 @@ WINDOW_RANGE_A = (2.5, 9.0)
 WINDOW_PER_WAVELENGTH = 0.75
 INPUT_KINDS = ("map", "halves")
 BAND_FLOOR = 1e-5
+LOG_CLIP = 12.0
+FEATURE_VERSION = 2
 
 
 def n_feature_channels(inputs: str, n_bands: int = len(BAND_RESOLUTIONS_A)) -> int:
@@ -74,12 +78,20 @@ def _log_ratio(a: np.ndarray | float, b: np.ndarray | float, eps: float) -> np.n
 
 
 def band_features_model_grid(
-    volumes: list[np.ndarray], model_voxel_size_a: float, bands_a=BAND_RESOLUTIONS_A, workers: int = 1
+    volumes: list[np.ndarray],
+    model_voxel_size_a: float,
+    bands_a=BAND_RESOLUTIONS_A,
+    workers: int = 1,
+    version: int = FEATURE_VERSION,
 ) -> np.ndarray:
     """Features of volumes already on the model grid: one volume (map) or two (half maps).
 
+    ``version`` 2 (default) refers each band's powers to its 99th percentile (the molecule's), clipped;
+    version 1 (the first shipped half-map model) to its median (see the module docstring).
     Returns (C, ceil(z/2), ceil(y/2), ceil(x/2)) float32, C = :func:`n_feature_channels`.
     """
+    if version not in (1, 2):
+        raise LocresError(f"unknown feature version {version}: 1 or 2")
     if len(volumes) not in (1, 2):
         raise LocresError("band features take one map or two half maps")
     shape = volumes[0].shape
@@ -102,6 +114,8 @@ def band_features_model_grid(
         energies.append(np.maximum(0.25 * (e1 + e2 + 2.0 * cross), 0.0))
         floor = 1e-6 * float(max(np.percentile(e1, 99), np.percentile(e2, 99))) + 1e-30
         corr.append((cross / np.sqrt(e1 * e2 + floor**2)).astype(np.float32))
+    if version == 2:
+        return np.stack(_peak_referred(energies) + corr).astype(np.float32)
     pct = np.array([np.percentile(e, [10, 50, 90]) for e in energies])  # (K, 3)
     # one floor for every band, far below the strongest band's power: a band the map has no power in
     # (a low-passed map) reads as exactly that, not as the ratio of two rounding errors
@@ -118,6 +132,23 @@ def band_features_model_grid(
     return np.stack(local + spread + corr).astype(np.float32)
 
 
+def _peak_referred(energies: list[np.ndarray]) -> list[np.ndarray]:
+    """Version-2 features: powers against each band's 99th percentile (inside the molecule whatever the
+    solvent fraction or flattening), log ratios clipped to +-``LOG_CLIP``."""
+    pct = np.array([np.percentile(e, [50, 90, 99]) for e in energies])  # (K, 3)
+    eps = BAND_FLOOR * float(pct[:, 2].max()) + 1e-30
+    local, spread = [], []
+    for k, e in enumerate(energies):
+        p50, p90, p99 = pct[k]
+        prev99 = pct[k - 1, 2] if k > 0 else p99
+        local.append(np.clip(_log_ratio(e, p99, eps), -LOG_CLIP, 2.0))
+        spread += [
+            np.full(e.shape, np.clip(_log_ratio(v1, v0, eps), -LOG_CLIP, LOG_CLIP), np.float32)
+            for v1, v0 in ((p99, p90), (p99, p50), (p99, prev99))
+        ]
+    return local + spread
+
+
 def dense_features(
     voxel_size_a: float,
     model_voxel_size_a: float,
@@ -126,6 +157,7 @@ def dense_features(
     half2_zyx: np.ndarray | None = None,
     inputs: str = "map",
     workers: int = 1,
+    version: int = FEATURE_VERSION,
 ) -> np.ndarray:
     """The dense models' input from maps at their own voxel size (see the module docstring).
 
@@ -148,4 +180,4 @@ def dense_features(
                 raise LocresError("the single-map model needs input.map (or two half maps to average)")
             map_zyx = 0.5 * (np.asarray(half1_zyx, np.float32) + np.asarray(half2_zyx, np.float32))
         vols = [to_model_grid(map_zyx, voxel_size_a, model_voxel_size_a)]
-    return band_features_model_grid(vols, model_voxel_size_a, workers=workers)
+    return band_features_model_grid(vols, model_voxel_size_a, workers=workers, version=version)
