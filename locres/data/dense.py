@@ -202,7 +202,8 @@ class DenseDataModule(L.LightningDataModule):
         v = self.model_voxel_size_a
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = fixed_items(
-                self.pool("val"), self.recipe, self.inputs, v, self.val_maps, self.seed + 1, self.feature_version
+                self.pool("val"), self.recipe, self.inputs, v, self.val_maps, self.seed + 1,
+                self.feature_version,
             )
         if stage in (None, "fit") and self.train_set is None:
             rank = int(getattr(self.trainer, "global_rank", 0) or 0) if self.trainer is not None else 0
@@ -212,7 +213,8 @@ class DenseDataModule(L.LightningDataModule):
             self.train_set.feature_version = self.feature_version
         if stage in (None, "test") and self.test_set is None:
             self.test_set = fixed_items(
-                self.pool("test"), self.recipe, self.inputs, v, self.test_maps, self.seed + 2, self.feature_version
+                self.pool("test"), self.recipe, self.inputs, v, self.test_maps, self.seed + 2,
+                self.feature_version,
             )
 
     def train_dataloader(self) -> DataLoader:

@@ -71,3 +71,26 @@ def test_identical_halves_correlate_fully_and_noise_does_not(noisy_map):
 def test_half_model_refuses_one_map(noisy_map):
     with pytest.raises(LocresError, match="half-map model"):
         dense_features(1.0, 1.0, map_zyx=noisy_map, inputs="halves")
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_both_feature_versions_are_scale_free_and_the_same_size(noisy_map, version):
+    f = dense_features(1.0, 1.0, map_zyx=noisy_map, version=version)
+    g = dense_features(1.0, 1.0, map_zyx=3.0 * noisy_map + 1.0, version=version)
+    assert f.shape[0] == n_feature_channels("map")
+    np.testing.assert_allclose(g, f, atol=2e-3)
+
+
+def test_version_2_ignores_how_much_flat_solvent_surrounds_the_molecule(noisy_map):
+    """The same map in its box and padded with exact zeros (a flattened map, the map 18 % of the box):
+    the version-2 local features inside agree within 0.5 (log units), the median-referred version-1
+    ones are moved by several units (the median becomes the empty solvent's)."""
+    small = noisy_map[4:-4, 4:-4, 4:-4]
+    big = np.pad(small, 12)
+    n = len(BAND_RESOLUTIONS_A)
+    diffs = {}
+    for v in (1, 2):
+        a = dense_features(1.0, 1.0, map_zyx=small, version=v)[:n, 6:10, 6:10, 6:10]
+        b = dense_features(1.0, 1.0, map_zyx=big, version=v)[:n, 12:16, 12:16, 12:16]
+        diffs[v] = float(np.median(np.abs(a - b)))
+    assert diffs[2] < 0.5 and diffs[1] > 2.0
