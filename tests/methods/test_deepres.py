@@ -141,3 +141,16 @@ def test_automatic_mask_on_solvent_flattened_map(phantom):
     assert (auto & phantom.mask).sum() > 0.9 * phantom.mask.sum()
     assert auto.sum() < 2.5 * phantom.mask.sum()
     np.testing.assert_array_equal(deepres.automatic_mask(-50.0 * flat + 2.0, 0.8), auto)
+
+
+def test_half_map_model_refuses_one_map():
+    if not deepres.FSC_HALVES_CHECKPOINT.is_file():
+        pytest.skip("no shipped half-map model")
+    ph = make_synthetic_phantom((32, 32, 32), voxel_size_a=1.0, resolution_range_a=(4.0, 6.0), seed=1)
+    with pytest.raises(LocresError, match="half-map model but one map was given"):
+        call_method("deepres", deepres, MethodInputs(voxel_size_a=1.0, map=ph.map, mask=ph.mask),
+                    {"checkpoint": str(deepres.FSC_HALVES_CHECKPOINT)})
+    # with half maps given, the default is the half-map model and it runs
+    out = call_method("deepres", deepres, MethodInputs(voxel_size_a=1.0, half1=ph.half1, half2=ph.half2,
+                                                       mask=ph.mask))
+    assert out.info["source"] == "half maps" and set(out.extra_maps) == {"lo", "hi"}
