@@ -17,6 +17,8 @@ import lightning as L
 import torch
 from torch import nn
 
+from locres.models.lightning_module import DeepResModule
+
 TARGET = "fsc_local"
 
 
@@ -88,9 +90,10 @@ class DenseResModule(L.LightningModule):
         loss = pinball_loss_a(p, t, self.net.quantiles)
         metrics = masked_quantile_metrics(p.detach(), t)
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=1)
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=1, sync_dist=not on_step)
         for k, v in metrics.items():
-            self.log(f"{stage}/{k}", v, on_step=False, on_epoch=True, batch_size=1, prog_bar=k == "mae")
+            self.log(f"{stage}/{k}", v, on_step=False, on_epoch=True, batch_size=1, prog_bar=k == "mae",
+                     sync_dist=not on_step)
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -102,16 +105,4 @@ class DenseResModule(L.LightningModule):
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
-    def configure_optimizers(self):
-        opt = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return opt
-        sched = self.scheduler_factory(optimizer=opt)
-        return {
-            "optimizer": opt,
-            "lr_scheduler": {
-                "scheduler": sched,
-                "interval": self.scheduler_interval,
-                "monitor": self.monitor,
-            },
-        }
+    configure_optimizers = DeepResModule.configure_optimizers  # the same partial optimizer/scheduler
