@@ -79,8 +79,8 @@ def test_dense_recipe_trains_exports_and_loads(shards_dir, tmp_path):
 
     run = tmp_path / "run"
     argv = ["experiment=deepres2", f"data.shards_dir={shards_dir}", f"hydra.run.dir={run}",
-            "data.maps_per_epoch=2", "data.val_maps=1", "data.test_maps=1", "data.num_workers=0", "trainer.max_epochs=1",
-            "callbacks.progress_bar.refresh_rate=0", f"export={tmp_path / 'm.pt'}"]
+            "data.maps_per_epoch=2", "data.val_maps=1", "data.test_maps=1", "data.num_workers=0",
+            "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0", f"export={tmp_path / 'm.pt'}"]
     run_cli(train_py.train, "train", argv=argv)
     model = load_model(tmp_path / "m.pt")
     assert model.meta["target"] == "fsc_local" and model.meta["inputs"] == "map"
