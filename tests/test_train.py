@@ -83,6 +83,20 @@ def test_smoke_writes_loadable_checkpoint_and_resumes(tmp_path, models_dir, caps
     assert Path(out["last_checkpoint"]).resolve() == (ckpts / "last.ckpt").resolve()
 
 
+def test_last_checkpoint_is_written_every_epoch_even_without_improvement(tmp_path, models_dir, capsys):
+    """Resume needs the latest epoch, not the best one: a monitor that never improves after epoch 0
+    (the epoch number, minimised) keeps best-000 while last.ckpt follows every epoch."""
+    args = _smoke(tmp_path, models_dir, "trainer.max_epochs=3", "test=false",
+                  "callbacks.model_checkpoint.monitor=epoch")
+    out, code, err = _run(args, capsys)
+    assert code == 0, err
+    ckpts = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["best-000.ckpt", "last.ckpt"]
+    last = torch.load(ckpts / "last.ckpt", weights_only=False)
+    best = torch.load(ckpts / "best-000.ckpt", weights_only=False)
+    assert last["global_step"] == out["global_step"] == 6 and best["global_step"] == 2
+
+
 def test_sweep_jobs_get_their_own_directories(tmp_path, models_dir, capsys):
     """``-m`` with two learning rates: two job folders, each with its own checkpoints and metrics."""
     sweep = tmp_path / "sweep"
