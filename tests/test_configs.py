@@ -91,8 +91,9 @@ def test_callbacks_group(callbacks):
     cfg = _compose(f"callbacks={callbacks}")
     cbs = [instantiate(c) for c in cfg.callbacks.values()]
     if callbacks == "default":
-        ck = next(c for c in cbs if type(c).__name__ == "ModelCheckpoint")
-        assert ck.monitor == "val/mae" and ck.save_last
+        cks = [c for c in cbs if type(c).__name__ == "ModelCheckpoint"]
+        assert [c.monitor for c in cks] == ["val/mae", None]  # the best, then last.ckpt every epoch
+        assert cks[1].filename == "last" and cks[1].save_top_k == 1
 
 
 def _compose_data_prep(*overrides):
