@@ -46,8 +46,7 @@ def _sphere_panel(ax, rot_tilt_deg, values_a, title: str, vmin=None, vmax=None):
     ax.set_aspect("equal")
     ax.set_xlim(-1.08, 1.08)
     ax.set_ylim(-1.08, 1.08)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set_axis_off()
     ax.text(0, 0, "z", ha="center", va="center", fontsize=7, color="0.3")
     ax.text(1.05, 0, "x", ha="left", va="center", fontsize=7, color="0.3")
     ax.text(0, 1.05, "y", ha="center", va="bottom", fontsize=7, color="0.3")
@@ -75,7 +74,8 @@ def _dfsc_curves(ax, info: Mapping) -> None:
     ax.fill_between(f, mean - sd, mean + sd, color="tab:orange", alpha=0.25, lw=0,
                     label="directional FSC, mean +- sd")
     ax.plot(f, mean, color="tab:orange", lw=1.5)
-    ax.plot(f[: len(info["fsc_global"])], info["fsc_global"], color="k", lw=1.2, label="global FSC")
+    g = np.asarray(info["fsc_global"], dtype=np.float64)
+    ax.plot(f[1: len(g)], g[1:], color="k", lw=1.2, label="global FSC")  # shell 0: the mean, not a test
     ax.axhline(info["threshold"], color="0.4", ls=":", lw=1)
     ax.set_ylim(-0.1, 1.05)
     ax.set_xlabel("spatial frequency (1/A)")
