@@ -308,19 +308,19 @@ def run_groundtruth(specs: list[CaseSpec], variants: list[Variant], device: str 
 def equal_coverage(pooled: dict, variants: list[Variant]) -> dict:
     """Single-map against half-map variants of one method over the voxels both estimated.
 
-    For every method with a ``map`` and a ``halves`` variant that ran on the same cases (pooled mask
+    For every method with a ``map`` and a ``halves`` variant (the first single-map variant against each
+    half-map one) that ran on the same cases (pooled mask
     voxels aligned, 0 = not estimated), the scores of each over their common voxels, so that a mode
     that estimates more (harder) voxels is not judged on a different set. Keyed
     ``"<single label> vs <halves label>"``.
     """
-    by_method: dict[str, dict[str, str]] = {}
+    by_method: dict[str, dict[str, list[str]]] = {}
     for v in variants:
-        by_method.setdefault(v.method, {}).setdefault(v.input, v.label)
+        by_method.setdefault(v.method, {}).setdefault(v.input, []).append(v.label)
+    pairs = [(a, b) for labels in by_method.values() for a in labels.get("map", [])[:1]
+             for b in labels.get("halves", [])]
     out = {}
-    for labels in by_method.values():
-        if "map" not in labels or "halves" not in labels:
-            continue
-        a, b = labels["map"], labels["halves"]
+    for a, b in pairs:
         pa, pb = pooled[a]["pred"], pooled[b]["pred"]
         if not pa or len(pa) != len(pb) or any(x.shape != y.shape for x, y in zip(pa, pb)):
             continue
