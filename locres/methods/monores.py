@@ -29,7 +29,7 @@ Departures from the reference, each deliberate:
 
 Speed: the amplitudes come from :class:`~locres.methods.monogenic.PackedMonogenic` (full complex FFTs
 carrying two real outputs each: six per band for the map and the half difference, four for one map,
-instead of ten and five real ones; torch's inverse real FFT costs as much as a complex one of the same
+instead of twelve and six real ones; torch's inverse real FFT costs as much as a complex one of the same
 grid), and the sweep keeps its per-voxel state for the signal voxels only. Same maps as the real-FFT path
 to float rounding (a voxel at a threshold tie may move one sweep step).
 """
