@@ -301,4 +301,36 @@ def run_groundtruth(specs: list[CaseSpec], variants: list[Variant], device: str 
             "peak_mb_max": float(max(m for _, _, m in rows)) if rows else None,
             "per_bin_time": per_bin_time,
         }
-    return {"cases": cases, "summary": summary, "_pooled": pooled, "_slices": slices}
+    return {"cases": cases, "summary": summary, "equal_coverage": equal_coverage(pooled, variants),
+            "_pooled": pooled, "_slices": slices}
+
+
+def equal_coverage(pooled: dict, variants: list[Variant]) -> dict:
+    """Single-map against half-map variants of one method over the voxels both estimated.
+
+    For every method with a ``map`` and a ``halves`` variant (the first single-map variant against each
+    half-map one) that ran on the same cases (pooled mask
+    voxels aligned, 0 = not estimated), the scores of each over their common voxels, so that a mode
+    that estimates more (harder) voxels is not judged on a different set. Keyed
+    ``"<single label> vs <halves label>"``.
+    """
+    by_method: dict[str, dict[str, list[str]]] = {}
+    for v in variants:
+        by_method.setdefault(v.method, {}).setdefault(v.input, []).append(v.label)
+    pairs = [(a, b) for labels in by_method.values() for a in labels.get("map", [])[:1]
+             for b in labels.get("halves", [])]
+    out = {}
+    for a, b in pairs:
+        pa, pb = pooled[a]["pred"], pooled[b]["pred"]
+        if not pa or len(pa) != len(pb) or any(x.shape != y.shape for x, y in zip(pa, pb)):
+            continue
+        pa, pb, t = np.concatenate(pa), np.concatenate(pb), np.concatenate(pooled[a]["truth"])
+        common = (pa > 0) & (pb > 0) & np.isfinite(pa) & np.isfinite(pb)
+        entry = {"single": a, "halves": b, "n_mask": int(t.size), "n_common": int(common.sum()),
+                 "common_coverage": float(common.mean()) if t.size else float("nan"),
+                 "only_single": int(((pa > 0) & ~common).sum()),
+                 "only_halves": int(((pb > 0) & ~common).sum())}
+        for key, p in (("single_metrics", pa), ("halves_metrics", pb)):
+            entry[key] = error_metrics(np.where(common, p, 0.0), t, common)
+        out[f"{a} vs {b}"] = entry
+    return out

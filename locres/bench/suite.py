@@ -86,6 +86,7 @@ def run_bench(output_dir: str, variants: list[dict], groundtruth: dict, sharpeni
         gt_res = run_groundtruth(specs, [v for v in vars_ if "groundtruth" in v.parts], device,
                                  error_map_cases=error_map_cases)
         results["groundtruth"] = {"cases": gt_res["cases"], "summary": gt_res["summary"],
+                                  "equal_coverage": gt_res["equal_coverage"],
                                   "seconds": time.perf_counter() - t0}
         plots.plot_pred_vs_true(gt_res["_pooled"], out_dir / "pred_vs_true.png")
         plots.plot_error_maps(gt_res["_slices"], out_dir / "error_maps.png")
@@ -99,6 +100,9 @@ def run_bench(output_dir: str, variants: list[dict], groundtruth: dict, sharpeni
                "largest rise of resident memory during a run.\n",
                tables.overview_table(gt_res["summary"]), "\n**Goal for the learned model**\n",
                tables.goal_assessment(gt_res["summary"], learned_label),
+               *(["\n**Single map and half maps at equal coverage** (each scored over the mask voxels "
+                  "both modes estimated)\n", tables.equal_coverage_table(gt_res["equal_coverage"])]
+                 if gt_res["equal_coverage"] else []),
                "\n**Per true-resolution bin** (seconds and memory: cases whose median truth is in the bin)\n",
                tables.per_bin_table(gt_res["summary"]),
                "\n![estimated vs true](pred_vs_true.png)\n\n![error maps](error_maps.png)\n"]

@@ -52,6 +52,20 @@ def overview_table(summary: dict) -> str:
     return markdown_table(headers, rows, "ll" + "r" * 7 + "l")
 
 
+def equal_coverage_table(equal: dict) -> str:
+    """Single-map against half-map variants over the voxels both estimated (one row per variant)."""
+    headers = ["method", "input", "MAE (A)", "bias (A)", "Spearman", "common voxels", "common coverage",
+               "estimated by this mode only"]
+    rows = []
+    for entry in equal.values():
+        for mode, label in (("single", entry["single"]), ("halves", entry["halves"])):
+            m = entry[f"{mode}_metrics"]
+            rows.append([label, "map" if mode == "single" else "halves", fmt(m.get("mae_a")),
+                         fmt(m.get("bias_a"), signed=True), fmt(m.get("spearman")), entry["n_common"],
+                         fmt(entry["common_coverage"]), entry[f"only_{mode}"]])
+    return markdown_table(headers, rows, "ll" + "r" * 6)
+
+
 def per_bin_table(summary: dict) -> str:
     """One row per variant and true-resolution bin (seconds/memory of the cases whose median is there)."""
     headers = ["method", "true res. (A)", "MAE (A)", "bias (A)", "Spearman", "coverage", "voxels",

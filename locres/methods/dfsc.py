@@ -141,16 +141,7 @@ def directional_fsc(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float,
     unit = torch.as_tensor(_unit_frequencies(shape, voxel_size_a), device=dev).reshape(3, -1)[:, kidx]
     dirs = hemisphere_directions(int(n_directions))
     cos_cone = float(np.cos(np.deg2rad(cone_half_angle_deg)))
-    sums = torch.zeros((len(dirs), n_shells, 4), dtype=torch.float64, device=dev)
-    best = torch.full((kidx.numel(),), -1.0, device=dev)
-    arg = torch.zeros(kidx.numel(), dtype=torch.int16, device=dev)
-    for k, d in enumerate(dirs):
-        c = (unit[0] * float(d[0]) + unit[1] * float(d[1]) + unit[2] * float(d[2])).abs_()
-        sel = torch.nonzero(c >= cos_cone).squeeze(1)
-        sums[k].index_add_(0, sh[sel], vals[sel])
-        better = c > best
-        best = torch.where(better, c, best)
-        arg = torch.where(better, k, arg)
+    sums, arg = cone_shell_sums(unit, sh, vals, dirs, cos_cone, n_shells)
     s = sums.cpu().numpy()
     den = np.sqrt(s[..., 1] * s[..., 2])
     fsc = np.divide(s[..., 0], den, out=np.zeros_like(den), where=den > 0)
@@ -160,6 +151,51 @@ def directional_fsc(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float,
     freq = np.arange(n_shells) * shell_width_per_a(shape, voxel_size_a)
     return DirectionalFSC(directions=dirs, freq_per_a=freq, fsc=fsc, n_coeffs=s[..., 3],
                           nearest=nearest.reshape(shells.shape), shells=shells)
+
+
+def cone_shell_sums(unit: torch.Tensor, shells: torch.Tensor, vals: torch.Tensor, dirs: np.ndarray,
+                    cos_cone: float, n_shells: int, chunk: int = 1 << 16
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per cone and shell sums of ``vals`` over the coefficients in each double cone, and the nearest axis.
+
+    Parameters
+    ----------
+    unit : (3, M) float32
+        Unit frequency direction (z, y, x) of each coefficient.
+    shells : (M,) int64
+        Shell of each coefficient (0 .. n_shells - 1).
+    vals : (M, 4) float64
+        What is summed (cross power, two powers, count weight).
+    dirs : (D, 3)
+        Cone axes.
+    cos_cone : float
+        Cosine of the cone half angle; a coefficient is in a cone when |cos(angle to the axis)| >= it.
+
+    Returns
+    -------
+    sums : (D, n_shells, 4) float64
+    nearest : (M,) int16, the axis with the largest |cos| (the first of equals).
+
+    The coefficients are taken in shell order, a block at a time: the cosines of a block against every
+    axis are one (block x 3) x (3 x D) product, and each shell's sums one (D x block) x (block x 4)
+    product of the cone memberships with ``vals``, instead of a pass over all coefficients per axis.
+    """
+    dev = unit.device
+    d = torch.as_tensor(np.asarray(dirs, np.float32), device=dev)  # (D, 3)
+    order = torch.argsort(shells, stable=True)
+    sh_sorted = shells[order]
+    bounds = torch.searchsorted(sh_sorted, torch.arange(n_shells + 1, device=dev)).tolist()
+    sums = torch.zeros((len(dirs), n_shells, 4), dtype=torch.float64, device=dev)
+    nearest = torch.zeros(shells.numel(), dtype=torch.int16, device=dev)
+    for s in range(n_shells):
+        for a in range(bounds[s], bounds[s + 1], chunk):
+            b = min(a + chunk, bounds[s + 1])
+            idx = order[a:b]
+            c = (unit[:, idx].T @ d.T).abs_()  # (block, D)
+            nearest[idx] = torch.argmax(c, dim=1).to(torch.int16)
+            inside = (c >= cos_cone).to(torch.float64)
+            sums[:, s] += inside.T @ vals[idx]
+    return sums, nearest
 
 
 def fsc_volume(d: DirectionalFSC, shape_zyx: tuple[int, int, int]) -> np.ndarray:

@@ -333,11 +333,13 @@ class PackedMonogenic:
     Parameters
     ----------
     volume_a, volume_b : (Z, Y, X) float32
-        The two volumes (e.g. signal and noise).
+        The two volumes (e.g. signal and noise); ``volume_b`` None: one volume (MonoRes on one map),
+        whose s + i r_x and r_z + i r_y still take one complex transform each instead of two real ones.
     device : torch.device or str
     """
 
-    def __init__(self, volume_a: np.ndarray, volume_b: np.ndarray, device: torch.device | str = "cpu"):
+    def __init__(self, volume_a: np.ndarray, volume_b: np.ndarray | None = None,
+                 device: torch.device | str = "cpu"):
         half = FourierGrid(volume_a.shape, device)
         self.shape = half.shape
         self.device = half.device
@@ -349,6 +351,9 @@ class PackedMonogenic:
         fz, fy, fx = [np.fft.fftfreq(n).astype(np.float32) for n in self.shape]
         norm = np.sqrt(fz[:, None, None] ** 2 + fy[None, :, None] ** 2 + fx[None, None, :] ** 2)
         self.norm = torch.from_numpy(norm.astype(np.float32)).to(self.device)
+        if volume_b is None:  # one volume: its full spectrum, the low pass by real transforms
+            self.spectra = (torch.fft.fftn(torch.as_tensor(volume_a, dtype=torch.float32).to(self.device)),)
+            return
         packed = torch.complex(torch.as_tensor(volume_a, dtype=torch.float32),
                                torch.as_tensor(volume_b, dtype=torch.float32)).to(self.device)
         both = torch.fft.fftn(packed)
@@ -373,10 +378,23 @@ class PackedMonogenic:
         return amp.sqrt_()
 
     def amplitudes(self, band: Band, amplitude_taper: torch.Tensor | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two volumes' low-passed monogenic amplitudes in ``band``, each (Z, Y, X) float32."""
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The volumes' low-passed monogenic amplitudes in ``band``, each (Z, Y, X) float32.
+
+        With one volume the second is None (its low pass is one real forward and one real inverse FFT).
+        """
         hp = highpass_transfer(self.norm, band.f, band.f_high_pass)
         a = self._amplitude(self.spectra[0], hp)
+        if len(self.spectra) == 1:
+            del hp
+            if amplitude_taper is not None:
+                a.mul_(amplitude_taper)
+            nxh = self.shape[2] // 2 + 1
+            lp = lowpass_transfer(self.norm[..., :nxh], band.f, band.f_low_pass)
+            spec = torch.fft.rfftn(a)
+            del a
+            spec = torch.view_as_complex(torch.view_as_real(spec).mul_(lp[..., None]))
+            return torch.fft.irfftn(spec, s=self.shape), None
         b = self._amplitude(self.spectra[1], hp)
         del hp
         if amplitude_taper is not None:

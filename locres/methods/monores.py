@@ -26,6 +26,12 @@ Departures from the reference, each deliberate:
   exclusion mask always applies.
 - The noise percentile is taken on an evenly strided subset of at most ``max_noise_samples`` voxels.
 - No mask given: one is made from the map (see :func:`automatic_mask`) and returned.
+
+Speed: the amplitudes come from :class:`~locres.methods.monogenic.PackedMonogenic` (full complex FFTs
+carrying two real outputs each: six per band for the map and the half difference, four for one map,
+instead of twelve and six real ones; torch's inverse real FFT costs as much as a complex one of the same
+grid), and the sweep keeps its per-voxel state for the signal voxels only. Same maps as the real-FFT path
+to float rounding (a voxel at a threshold tie may move one sweep step).
 """
 
 
@@ -44,18 +50,17 @@ from locres.methods import LocalResolution, MethodInputs
 from locres.methods.monogenic import (
     Band,
     FourierGrid,
+    PackedMonogenic,
     centred_radius,
     check_resolution_range,
     full_band_amplitude,
     gaussian_smooth,
-    monogenic_amplitude,
     percentile_threshold,
     radius_limit,
     resolve_device,
     snap_index,
     sweep_step,
     threads_for_volume,
-    to_spectrum,
 )
 
 NAME = "monores"
@@ -230,62 +235,65 @@ def noise_sample_index(noise_mask: np.ndarray, max_noise_samples: int, device: t
     return idx
 
 
-def monores_sweep(spectra: torch.Tensor, grid: FourierGrid, bands: list[Band], signal: np.ndarray,
-                  noise_idx: torch.Tensor, halves: bool, significance: float, gaussian_threshold: bool,
-                  voxel_size_a: float, batch: int) -> SweepResult:
+def monores_sweep(amplitudes, shape: tuple[int, int, int], bands: list[Band], signal: np.ndarray,
+                  noise_idx: torch.Tensor, significance: float, gaussian_threshold: bool,
+                  voxel_size_a: float, device: torch.device) -> SweepResult:
     """Sweep stage: bands from coarse to fine, per-voxel test against the noise threshold.
 
-    ``spectra`` holds the map (and, with half maps, the half difference) as (C, Z, Y, X//2+1). Stops
-    when fewer than 2.5 % of the signal voxels are active, when the signal's mean amplitude falls below
-    0.1 % of its maximum, when the signal is no longer significantly above the noise, or at Nyquist.
+    ``amplitudes(band) -> (map amplitude, noise amplitude or None)`` gives the low-passed monogenic
+    amplitudes, (Z, Y, X) tensors (the second: of the half difference; None with one map, whose own
+    amplitude at ``noise_idx`` is then the noise). Stops when fewer than 2.5 % of the signal voxels are
+    active, when the signal's mean amplitude falls below 0.1 % of its maximum, when the signal is no
+    longer significantly above the noise, or at Nyquist.
+
+    The per-voxel state is kept for the signal voxels only (gathered in flat-index order, so every
+    statistic sees the same values in the same order as on the whole box) and scattered back at the end.
     """
-    dev = grid.device
-    shape = grid.shape
+    dev = device
     z_crit = float(normal_dist.ppf(significance))
-    n_vox = int(signal.sum())
-    active = torch.from_numpy(signal.copy()).to(dev)
-    passed = torch.zeros(shape, dtype=torch.bool, device=dev)
-    fails = torch.zeros(shape, dtype=torch.int8, device=dev)
-    res = torch.zeros(shape, dtype=torch.float32, device=dev)
+    sig_idx = torch.from_numpy(np.flatnonzero(signal.ravel())).to(dev)
+    n_vox = int(sig_idx.numel())
+    active = torch.ones(n_vox, dtype=torch.bool, device=dev)
+    passed = torch.zeros(n_vox, dtype=torch.bool, device=dev)
+    fails = torch.zeros(n_vox, dtype=torch.int8, device=dev)
+    res = torch.zeros(n_vox, dtype=torch.float32, device=dev)
     visited: list[float] = []
     trace: list[dict] = []
-    max_mean_s, stop, it = 0.0, False, 0
-    while it < len(bands) and not stop:
-        chunk = bands[it:it + batch]
-        amps = monogenic_amplitude(spectra, grid, chunk)
-        for j, band in enumerate(chunk):
-            n_s = int(active.sum())
-            if n_s / n_vox < 0.025:
-                stop = True
-                break
-            r = band.resolution_a
-            visited.append(r)
-            r2 = visited[0] if len(visited) <= 2 else visited[-3]
-            a_s = amps[0, j]
-            noise = (amps[1, j] if halves else a_s).reshape(-1)[noise_idx]
-            sig = a_s[active]
-            mean_n, var_n = float(noise.mean()), float(noise.var())
-            mean_s, var_s = float(sig.mean()), float(sig.var()) if n_s > 1 else 0.0
-            thr = (mean_n + z_crit * var_n**0.5 if gaussian_threshold
-                   else percentile_threshold(noise, significance))
-            max_mean_s = max(max_mean_s, mean_s)
-            if mean_s < 0.001 * max_mean_s:
-                visited.pop()
-                stop = True
-                break
-            above = a_s > thr
-            passed |= active & above
-            active, res, fails = sweep_step(active, above, res, fails, r, r2)
-            z = (mean_s - mean_n) / max((var_s / max(n_s, 1) + var_n / max(noise.numel(), 1)) ** 0.5, 1e-30)
-            trace.append({"resolution_a": round(r, 4), "threshold": thr, "mean_signal": mean_s,
-                          "mean_noise": mean_n, "active_fraction": n_s / n_vox, "z": z})
-            log.debug("MonoRes %.2f A: thr %.4g, active %.3f, z %.2f", r, thr, n_s / n_vox, z)
-            it += 1
-            if z < z_crit or r < 2.0 * voxel_size_a + 1e-6:
-                stop = True
-                break
-        del amps
-    return SweepResult(res=res, passed=passed, visited=visited, trace=trace)
+    max_mean_s = 0.0
+    for band in bands:
+        n_s = int(active.sum())
+        if n_s / n_vox < 0.025:
+            break
+        amp_s, amp_n = amplitudes(band)
+        r = band.resolution_a
+        visited.append(r)
+        r2 = visited[0] if len(visited) <= 2 else visited[-3]
+        a_s = amp_s.reshape(-1)[sig_idx]
+        noise = (amp_s if amp_n is None else amp_n).reshape(-1)[noise_idx]
+        del amp_s, amp_n
+        sig = a_s[active]
+        mean_n, var_n = float(noise.mean()), float(noise.var())
+        mean_s, var_s = float(sig.mean()), float(sig.var()) if n_s > 1 else 0.0
+        thr = (mean_n + z_crit * var_n**0.5 if gaussian_threshold
+               else percentile_threshold(noise, significance))
+        max_mean_s = max(max_mean_s, mean_s)
+        if mean_s < 0.001 * max_mean_s:
+            visited.pop()
+            break
+        above = a_s > thr
+        passed |= active & above
+        active, res, fails = sweep_step(active, above, res, fails, r, r2)
+        z = (mean_s - mean_n) / max((var_s / max(n_s, 1) + var_n / max(noise.numel(), 1)) ** 0.5, 1e-30)
+        trace.append({"resolution_a": round(r, 4), "threshold": thr, "mean_signal": mean_s,
+                      "mean_noise": mean_n, "active_fraction": n_s / n_vox, "z": z})
+        log.debug("MonoRes %.2f A: thr %.4g, active %.3f, z %.2f", r, thr, n_s / n_vox, z)
+        if z < z_crit or r < 2.0 * voxel_size_a + 1e-6:
+            break
+    res_full = torch.zeros(shape, dtype=torch.float32, device=dev)
+    res_full.view(-1)[sig_idx] = res
+    passed_full = torch.zeros(shape, dtype=torch.bool, device=dev)
+    passed_full.view(-1)[sig_idx] = passed
+    return SweepResult(res=res_full, passed=passed_full, visited=visited, trace=trace)
 
 
 def postprocess_resolution(raw: torch.Tensor, estimated: torch.Tensor, voxel_size_a: float,
@@ -355,7 +363,7 @@ def estimate_monores(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
     exclude_mask : (Z, Y, X) bool, optional
         Voxels left out of signal and noise.
     bands_per_batch : int, optional
-        Bands evaluated per batched FFT (None: 1 on CPU, 4 on GPU).
+        Accepted for old configurations and ignored: the packed transforms take one band at a time.
     max_noise_samples : int
         Noise statistics use at most this many voxels (an evenly strided subset).
     device : str
@@ -386,12 +394,11 @@ def estimate_monores(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
     bands = sweep_bands(voxel_size_a, shape, min_res, max_res, step)
     if not bands:
         raise LocresError("the resolution range holds no frequency of this box: widen it")
+    engine = PackedMonogenic(volume, noise_vol if halves else None, dev)
+    sw = monores_sweep(engine.amplitudes, shape, bands, sets.signal, noise_idx, significance,
+                       gaussian_threshold, voxel_size_a, dev)
+    del engine
     grid = FourierGrid(shape, dev)
-    spectra = to_spectrum(np.stack([volume, noise_vol]) if halves else volume[None], dev)
-    batch = bands_per_batch or (4 if dev.type == "cuda" else 1)
-    sw = monores_sweep(spectra, grid, bands, sets.signal, noise_idx, halves, significance,
-                       gaussian_threshold, voxel_size_a, batch)
-    del spectra
     last_r = sw.visited[-1] if sw.visited else bands[0].resolution_a
     t_signal = torch.from_numpy(sets.signal).to(dev)
     estimated = t_signal & (sw.res > last_r - 0.001)

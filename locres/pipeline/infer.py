@@ -24,7 +24,14 @@ from locres.errors import LocresError
 from locres.pipeline.advise import method_advisories
 from locres.pipeline.execute import check_parameters, load_method, run_method
 from locres.pipeline.inputs import LoadedInputs, load_inputs
-from locres.pipeline.outputs import Options, OutputStage, RunRecord, map_for_cxc, write_method_outputs
+from locres.pipeline.outputs import (
+    Options,
+    OutputStage,
+    RunRecord,
+    map_for_cxc,
+    write_method_outputs,
+    write_monodir_with_dfsc,
+)
 from locres.report import chimerax, plots
 from locres.report.compare import compare_maps
 from locres.report.sharpening import plot_sharpening, sharpening_check
@@ -332,10 +339,13 @@ def run_infer(
             rec_ref = _run_reference(stage, names[0], reference, loaded, params.get(names[0], {}),
                                      reference_map, options)
         cache: dict = {}
+        anisotropy: dict = {}
         for name in names:
             try:
                 advisories[name] = method_advisories(name, loaded, params.get(name, {}), cache)
                 measured = run_method(name, loaded, params.get(name, {}))
+                if name == "monodir" and measured.value.extra_maps:
+                    anisotropy["monodir"] = measured.value.extra_maps.get("anisotropy")
                 records[name] = write_method_outputs(
                     stage, name, measured, loaded, params.get(name, {}), map_rel, options,
                     advisories=[a.to_dict() for a in advisories[name]],
@@ -347,6 +357,9 @@ def run_infer(
                 log.warning("method=all: skipping %s (%s)", name, why)
                 skipped[name] = why
         if method == "all":
+            if "monodir" in records and "dfsc" in records:
+                write_monodir_with_dfsc(stage, records["monodir"], records["dfsc"],
+                                        anisotropy.get("monodir"), options)
             comparison = _write_comparison(stage, records, skipped, loaded, options, advisories)
         if rec_ref is not None:
             sharp_check = _write_sharpening(stage, records[names[0]], rec_ref, names[0], map_path,

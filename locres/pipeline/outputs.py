@@ -24,7 +24,7 @@ from locres.errors import LocresError
 from locres.io.maps import write_map
 from locres.pipeline.execute import Measured
 from locres.pipeline.inputs import LoadedInputs
-from locres.report import chimerax, plots
+from locres.report import chimerax, directional, plots
 from locres.report.summary import histogram, resolution_stats, to_json_bytes
 
 
@@ -165,6 +165,9 @@ def write_method_outputs(
         )
         stage.path(f"{name}.png").write_bytes(png)
         files.append(f"{name}.png")
+        for key, fig in method_figures(name, result.info).items():
+            stage.path(f"{name}_{key}.png").write_bytes(fig)
+            files.append(f"{name}_{key}.png")
     if options.chimerax and map_for_cxc is not None:
         level = chimerax.surface_level(loaded.inputs.map, mask)
         text = chimerax.chimerax_script(
@@ -194,6 +197,43 @@ def write_method_outputs(
     }
     stage.path(f"{name}.json").write_bytes(to_json_bytes(summary))
     return RunRecord(summary=summary, resolution_a=res, mask=mask, warnings=warnings)
+
+
+def method_figures(name: str, info: Mapping[str, Any] | None) -> dict[str, bytes]:
+    """Figures a method has beyond NAME.png, as {key: PNG bytes} (written as NAME_<key>.png).
+
+    dfsc: ``dfsc_directional.png``, the histogram of directional resolutions, the resolution per cone
+    direction and the mean directional FSC beside the global one.
+    """
+    if name == "dfsc" and isinstance(info, Mapping) and "resolution_per_direction_a" in info:
+        return {"directional": directional.plot_dfsc(info)}
+    return {}
+
+
+def write_monodir_with_dfsc(stage: OutputStage, monodir: RunRecord, dfsc: RunRecord,
+                            anisotropy_a: np.ndarray | None, options: Options) -> dict:
+    """``method=all`` with half maps: MonoDir's report beside the directional FSC.
+
+    Writes ``monodir_dfsc.png`` (MonoDir's anisotropy next to the dfsc's directional figures) and
+    rewrites the staged ``monodir.json`` with a ``dfsc`` section (global and directional resolutions,
+    sphericity, spreads) and the figure among its outputs. Returns that section.
+    """
+    section = directional.monodir_dfsc_summary(monodir.summary.get("info", {}), dfsc.summary["info"])
+    if options.plots:
+        aniso = np.zeros(0) if anisotropy_a is None else np.asarray(anisotropy_a)
+        est = monodir.resolution_a > 0
+        if monodir.mask is not None:
+            est &= monodir.mask
+        png = directional.plot_monodir_with_dfsc(monodir.summary.get("info", {}),
+                                                 aniso[est] if aniso.shape == est.shape else aniso.ravel(),
+                                                 dfsc.summary["info"])
+        stage.path("monodir_dfsc.png").write_bytes(png)
+        monodir.summary["outputs"] = [*monodir.summary["outputs"], "monodir_dfsc.png"]
+    else:
+        section.pop("figure")
+    monodir.summary["dfsc"] = section
+    stage.path("monodir.json").write_bytes(to_json_bytes(monodir.summary))
+    return section
 
 
 def map_for_cxc(stage: OutputStage, loaded: LoadedInputs) -> str:

@@ -201,3 +201,28 @@ def test_real_map_methods_are_scored_against_the_local_model_map_fsc():
     table = realmaps_tables({"maps": {"toy": out}})
     assert "| modelfsc (yardstick) |" in table and "MAE vs modelfsc" in table
     assert "| coarser |" in table and "| +1.00 |" in table  # the bias column
+
+
+def test_equal_coverage_scores_both_modes_on_the_voxels_both_estimated():
+    from locres.bench.common import Variant
+    from locres.bench.groundtruth import equal_coverage
+
+    truth = np.full(10, 5.0)
+    # single map: estimates 0-5 (error +1); half maps: 3-9 (error +2 on 3-5, +0 beyond)
+    single = np.where(np.arange(10) < 6, 6.0, 0.0)
+    halves = np.where(np.arange(10) >= 3, np.where(np.arange(10) < 6, 7.0, 5.0), 0.0)
+    variants = [Variant(label="m_single", method="m", input="map"),
+                Variant(label="m_halves", method="m", input="halves"),
+                Variant(label="other", method="o", input="map")]
+    pooled = {"m_single": {"pred": [single], "truth": [truth]},
+              "m_halves": {"pred": [halves], "truth": [truth]},
+              "other": {"pred": [single], "truth": [truth]}}
+    eq = equal_coverage(pooled, variants)
+    assert list(eq) == ["m_single vs m_halves"]
+    e = eq["m_single vs m_halves"]
+    assert e["n_common"] == 3 and e["only_single"] == 3 and e["only_halves"] == 4
+    assert np.isclose(e["common_coverage"], 0.3)
+    assert np.isclose(e["single_metrics"]["mae_a"], 1.0) and np.isclose(e["halves_metrics"]["mae_a"], 2.0)
+    # over each mode's own voxels the half maps look better (MAE 6/7): the common set reverses that
+    from locres.bench.groundtruth import error_metrics
+    assert error_metrics(halves, truth)["mae_a"] < 1.0

@@ -111,6 +111,47 @@ def test_infer_end_to_end_writes_the_3dfsc_volume_on_the_half_maps_grid(tmp_path
     assert vol.data.shape == h1.shape
     assert np.allclose(vol.geometry.origin_xyz_a, (3.0, -2.0, 1.5))
     assert (out / "dfsc.json").exists() and (out / "dfsc.mrc").exists()
+    png = (out / "dfsc_directional.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    import json
+    assert "dfsc_directional.png" in json.loads((out / "dfsc.json").read_text())["outputs"]
+
+
+def test_method_all_puts_dfsc_beside_monodir(tmp_path):
+    """method=all with half maps: monodir_dfsc.png and a dfsc section in monodir.json whose numbers are
+    dfsc's own."""
+    import json
+
+    from locres.core.fourier import lowpass_raised_cosine
+    from locres.core.maps import MapGeometry
+    from locres.io.maps import write_map
+    from locres.methods.monogenic import centred_radius
+    from locres.pipeline.infer import run_infer
+
+    rng = np.random.default_rng(0)
+    shape = (N, N, N)
+    mask = centred_radius(shape) < 9
+    vol = np.zeros(shape, np.float32)
+    idx = np.flatnonzero((centred_radius(shape) < 8).ravel())
+    np.add.at(vol.reshape(-1), idx[rng.integers(0, idx.size, idx.size // 6)], 1.0)
+    sig = lowpass_raised_cosine(vol, 1.5, 4.5)
+    sig /= sig[mask].std()
+    geom = MapGeometry.new(shape, 1.5)
+    for k in (1, 2):
+        write_map(tmp_path / f"h{k}.mrc", sig + 0.1 * rng.standard_normal(shape, dtype=np.float32), geom)
+    write_map(tmp_path / "m.mrc", mask.astype(np.float32), geom)
+    out = tmp_path / "out"
+    run_infer("all", {"monodir": {"n_directions": 15, "max_resolution_a": 9.0, "run_monores": False},
+                      "dfsc": {"n_directions": 40}}, out, half1_path=str(tmp_path / "h1.mrc"),
+              half2_path=str(tmp_path / "h2.mrc"), mask_path=str(tmp_path / "m.mrc"), device="cpu",
+              only=["monodir", "dfsc"])
+    md = json.loads((out / "monodir.json").read_text())
+    df = json.loads((out / "dfsc.json").read_text())
+    assert md["dfsc"]["sphericity"] == df["info"]["sphericity"]
+    assert md["dfsc"]["global_resolution_a"] == df["info"]["global_resolution_a"]
+    assert md["dfsc"]["monodir_median_anisotropy_a"] == md["info"]["median_anisotropy_a"]
+    assert "monodir_dfsc.png" in md["outputs"]
+    assert (out / "monodir_dfsc.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize("case, words", [("grid", "shape"), ("small", "too small"), ("mask", "empty")])
@@ -135,3 +176,27 @@ def test_infer_bad_input_one_error_line_nothing_written(tmp_path, capsys, case, 
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert exc.value.code == 1 and len(lines) == 1 and words in lines[0].lower(), err
     assert not out.exists()
+
+
+def test_cone_sums_by_shell_blocks_equal_one_pass_per_axis():
+    """The blocked products give the per-axis loop's sums and nearest axes (what they replaced)."""
+    import torch
+
+    from locres.methods.monodir import hemisphere_directions
+
+    rng = np.random.default_rng(5)
+    m, n_shells = 5000, 7
+    unit = rng.standard_normal((3, m))
+    unit = torch.tensor(unit / np.linalg.norm(unit, axis=0), dtype=torch.float32)
+    shells = torch.tensor(rng.integers(1, n_shells, m))
+    vals = torch.tensor(rng.standard_normal((m, 4)))
+    dirs = hemisphere_directions(30)
+    cos_cone = float(np.cos(np.deg2rad(20.0)))
+    sums, nearest = dfsc.cone_shell_sums(unit, shells, vals, dirs, cos_cone, n_shells, chunk=333)
+    cos = np.abs(unit.double().numpy().T @ dirs.astype(np.float64).T)  # (M, D)
+    want = np.zeros((len(dirs), n_shells, 4))
+    for k in range(len(dirs)):
+        sel = cos[:, k] >= cos_cone
+        np.add.at(want[k], shells.numpy()[sel], vals.numpy()[sel])
+    assert np.allclose(sums.numpy(), want, atol=1e-9)
+    assert np.array_equal(nearest.numpy(), np.argmax(cos, axis=1))

@@ -26,3 +26,18 @@ def test_packed_amplitudes_equal_the_real_transform_path(shape):
             got_a, got_b = (x.numpy() for x in packed.amplitudes(band, amplitude_taper=tt))
             for got, want in ((got_a, ref[0, 0]), (got_b, ref[1, 0])):
                 assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max(), (shape, f)
+
+
+@pytest.mark.parametrize("shape", [(16, 20, 24), (15, 21, 17), (12, 18, 9)])
+def test_single_volume_packed_amplitude_equals_the_real_transform_path(shape):
+    rng = np.random.default_rng(4)
+    a = (rng.standard_normal(shape) + 0.5).astype(np.float32)
+    grid = FourierGrid(shape)
+    spectra = to_spectrum(a[None], "cpu")
+    packed = PackedMonogenic(a)
+    for f in (0.1, 0.3, 0.49):
+        band = Band(f, f - 0.02, min(f + 0.02, 0.5), 10.0 / f)
+        want = monogenic_amplitude(spectra, grid, [band]).numpy()[0, 0]
+        got, none = packed.amplitudes(band)
+        assert none is None
+        assert np.abs(got.numpy() - want).max() <= 1e-5 * np.abs(want).max(), (shape, f)

@@ -83,3 +83,18 @@ def test_packed_sweep_equals_the_real_transform_path(tomo):
     out_fast = monotomo.smooth_tomo(fast, region, 20.0, True)
     out_slow = monotomo.smooth_tomo(slow, region, 20.0, True)
     assert np.median(np.abs(out_fast - out_slow)) == 0.0
+
+
+def test_sweep_schedule_is_the_references_over_the_z_grid_by_default():
+    """100 to 20 A, step 2 A, 10 A/px, 128 slices: the reference visits 23 resolutions (index / 128 of
+    the Z axis, each at least a step finer than the last); the longest-axis schedule 41."""
+    z = monotomo.tomo_bands((128, 512, 512), 10.0, 20.0, 100.0, 2.0)
+    res = np.array([b.resolution_a for b in z])
+    assert len(z) == 23
+    assert np.allclose(res[:4], [1280 / 13, 1280 / 14, 1280 / 15, 1280 / 16])
+    assert np.all(-np.diff(res) >= 2.0) and np.isclose(res[-1], 20.0)
+    assert all(abs(b.f * 128 - round(b.f * 128)) < 1e-9 for b in z)
+    longest = monotomo.tomo_bands((128, 512, 512), 10.0, 20.0, 100.0, 2.0, "longest")
+    assert len(longest) == 41
+    with pytest.raises(LocresError, match="sweep_grid"):
+        monotomo.tomo_bands((128, 512, 512), 10.0, 20.0, 100.0, 2.0, "x")
