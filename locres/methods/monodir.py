@@ -165,6 +165,9 @@ def remove_outliers(res: np.ndarray, dirs: np.ndarray, z_crit: float, chunk: int
     """
     cos = np.clip(dirs @ dirs.T, -1.0, 1.0)
     pi, pj = np.nonzero(np.triu(np.degrees(np.arccos(cos)) < 20.0, 1))
+    incidence = np.zeros((len(dirs), len(pi)))
+    incidence[pi, np.arange(len(pi))] = 1.0
+    incidence[pj, np.arange(len(pi))] = 1.0
     out = np.zeros(res.shape, bool)
     for a in range(0, res.shape[1], chunk):
         r = res[:, a:a + chunk].astype(np.float64)
@@ -175,12 +178,8 @@ def remove_outliers(res: np.ndarray, dirs: np.ndarray, z_crit: float, chunk: int
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = d.sum(0) / npair
             thr = mean + z_crit * np.sqrt((d**2).sum(0) / npair - mean**2)
-        sums = np.zeros_like(r)
-        cnts = np.zeros_like(r)
-        np.add.at(sums, pi, d)
-        np.add.at(sums, pj, d)
-        np.add.at(cnts, pi, pv)
-        np.add.at(cnts, pj, pv)
+        sums = incidence @ d  # per direction, the sum over its neighbour pairs
+        cnts = incidence @ pv.astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             far = sums / np.maximum(cnts, 1) > thr[None]  # NaN thresholds (no pairs) flag nothing
         out[:, a:a + chunk] = (sums > 0) & (far | (sums <= 1.0))
