@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -165,8 +164,9 @@ def main(argv: list[str] | None = None) -> None:
         m, n, seed = (int(v) for v in spec.split(":"))
         cases[f"phantom_{m}_in_{n}_seed{seed}"] = compare_case(args.xmipp, m, n, seed, args.cache,
                                                                args.variants)
-    result = {"command": "python -m locres.bench.monodir_vs_xmipp " + " ".join(sys.argv[1:] if argv is None
-                                                                              else argv),
+    # the command as run, with the machine's own paths named by their roles (no absolute paths kept)
+    shown = ["--xmipp", "XMIPP_OUT", "--cases", *args.cases, "--variants", *args.variants]
+    result = {"command": "python -m locres.bench.monodir_vs_xmipp " + " ".join(shown),
               "params": {"significance": 0.95, "res_step_a": 0.5, "directions": 81, "threads": 2},
               "cpu_count": os.cpu_count(), "loadavg_start": load0, "loadavg_end": os.getloadavg(),
               "cases": cases}
