@@ -104,3 +104,90 @@ def test_no_room_for_noise_runs_when_asked():
     assert "allow_no_noise_room" in str(err.value) and "\n" not in str(err.value)
     out = monodir.run(MethodInputs(VOXEL_A, map=vol, mask=mask), **PARAMS, allow_no_noise_room=True)
     assert out.info["allow_no_noise_room"] and out.mask.sum() > 0
+
+
+# --- behaviours mended to the reference (Xmipp's resolution_directional); known answers, no Xmipp needed
+
+
+def test_reference_direction_tables():
+    d, rt = monodir.reference_directions()
+    assert d.shape == (81, 3) and rt.shape == (81, 2)
+    np.testing.assert_allclose(np.linalg.norm(d, axis=1), 1.0, atol=1e-12)
+    assert np.all(d[:, 0] >= -1e-12)  # every direction in the upper hemisphere (z = cos tilt)
+    np.testing.assert_allclose(d[0], [1, 0, 0], atol=1e-12)  # (rot, tilt) = (0, 0) is the z axis
+    # (rot 36, tilt 15.858741): x = sin t cos r, y = sin t sin r, z = cos t, stored (z, y, x)
+    t, r = np.deg2rad(15.858741), np.deg2rad(36.0)
+    np.testing.assert_allclose(d[1], [np.cos(t), np.sin(t) * np.sin(r), np.sin(t) * np.cos(r)], atol=1e-12)
+    ang = np.degrees(np.arccos(np.clip(d @ d.T, -1, 1)))
+    np.fill_diagonal(ang, 180)
+    assert 15.0 < ang.min() < 16.5  # the table's spacing
+    f, _ = monodir.reference_directions(fast=True)
+    assert f.shape == (47, 3) and np.allclose(f[0], f[1]) and np.allclose(f[0], [1, 0, 0])
+
+
+def test_sweep_steps_to_the_nearest_index_and_snaps_band_edges():
+    n = 112
+    bands = monodir.directional_bands(1.0, n, 18.0, 2.0, 0.5)
+    idx = [round(b.f * n) for b in bands]
+    # start at the index nearest 18 A; one index per step while steps are >= 1 A (above 8 A) or >= 0.5 A
+    assert idx[:13] == list(range(6, 19))
+    # from 6.22 A (index 18) the next step must be >= 0.5 A: index 19 (5.89 A) is too close, and the
+    # reference takes the index nearest 6.22 - 0.5 = 5.72 A, i.e. 20 (19.58 rounded), not the first far enough
+    assert idx[13] == 20
+    assert idx[-1] == 53 and bands[-1].f <= 0.49  # the next candidate passes Nyquist's 0.49 guard
+    for b, i in zip(bands, idx):
+        lo, hi = b.f_high_pass * n, b.f_low_pass * n
+        assert abs(lo - round(lo)) < 1e-9 and abs(hi - round(hi)) < 1e-9  # edges on frequency indices
+        assert round(lo) <= i - 1 and round(hi) >= i + 1
+        d = max(0.05 * b.resolution_a, 1.0 if b.resolution_a > 8 else 0.5)
+        assert round(lo) == max(min(round(n / (b.resolution_a + d)), i - 1), 0)
+
+
+def test_outliers_use_the_plain_angle_and_the_small_sum_rule():
+    tilt = np.deg2rad(10.0)
+    a = np.array([1.0, 0.0, 0.0])
+    b = np.array([np.cos(tilt), 0.0, np.sin(tilt)])
+    dirs = np.stack([a, b, -b])  # -b is 170 / 180 degrees from a and b: no neighbour of either
+    res = np.array([[20.0, 5.0], [20.0, 5.3], [9.0, 9.0]])
+    out = monodir.remove_outliers(res, dirs, 1.645)
+    assert not out[:, 0].any()  # |20 a - 20 b| = 3.5: both at the mean, nothing flagged
+    # |5 a - 5.3 b| = 0.946: a summed distance in (0, 1] drops both directions; -b has no neighbour
+    assert out[:, 1].tolist() == [True, True, False]
+    # one direction of 81 far from its neighbours is dropped, the rest kept
+    d, _ = monodir.reference_directions()
+    res = np.full((81, 1), 5.0)
+    res[40] = 12.0
+    out = monodir.remove_outliers(res, d, 1.645)
+    assert out[40, 0] and out.sum() == 1
+
+
+def test_radial_split_exchanges_x_and_y_as_the_reference():
+    dirs = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # (z, y, x): the x axis, the y axis
+    res = np.array([[4.0, 4.0, 4.0], [9.0, 9.0, 9.0]])
+    pos = np.array([[0.0, 0.0, 5.0], [0.0, 0.0, 5.0], [0.0, 0.0, 0.0]])  # two voxels on the x axis, centre
+    ref = monodir._summaries(res, dirs, pos[:, [0, 2, 1]], 1.645)
+    true = monodir._summaries(res, dirs, pos, 1.645)
+    assert ref["radial"][0] == 9.0 and ref["azimuthal"][0] == 4.0  # the reference pairs x with the y axis
+    assert true["radial"][0] == 4.0 and true["azimuthal"][0] == 9.0
+    # at the centre no direction is radial or azimuthal: both read the mean of highest and lowest
+    assert ref["radial"][2] == ref["azimuthal"][2] == 6.5 == ref["mean_extremes"][2]
+    assert ref["highest"][0] == 4.0 and ref["lowest"][0] == 9.0
+    assert ref["preferred_counts"].tolist() == [3, 0]  # within 0.1 A of the highest resolution
+
+
+def test_cliff_radius_and_noise_shell():
+    rng = np.random.default_rng(3)
+    n = 64
+    r = centred_radius((n,) * 3)
+    vol = rng.standard_normal((n,) * 3).astype(np.float32)
+    assert monodir.cliff_radius(vol, 10) == n // 2
+    masked = np.where(r < 24, vol, 0.0).astype(np.float32)  # floor-radius shell 24 is the first all-zero one
+    assert monodir.cliff_radius(masked, 10) == 23
+    mask = r < 10
+    reg = monodir.monodir_noise_region(vol, mask, 1.0, 18.0, None, False)
+    rad = np.sqrt(sum(g**2 for g in np.meshgrid(*[np.arange(n) - n / 2] * 3, indexing="ij")))
+    assert reg.rprot_px == 9 and reg.rlimit_px == n // 2
+    # default volume radius N/2: noise from the particle's radius out to N/2 - 7, as Scipion runs it
+    np.testing.assert_array_equal(reg.solvent, (rad > 9) & (r <= n / 2 - 7) & ~mask)
+    wide = monodir.monodir_noise_region(vol, mask, 1.0, 18.0, None, False, volume_radius_px=100)
+    np.testing.assert_array_equal(wide.solvent, (rad > 9) & (r < n // 2) & ~mask)  # the taper band too
