@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -94,8 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             cases[f"phantom_{args.n}_seed{seed}"] = compare_case(args.xmipp, args.n, seed, Path(tmp))
-    result = {"command": "python -m locres.bench.mono_vs_xmipp " + " ".join(sys.argv[1:] if argv is None
-                                                                            else argv),
+    shown = ["--xmipp", "XMIPP_OUT", "--n", str(args.n), "--seeds", *map(str, args.seeds)]  # no machine paths
+    result = {"command": "python -m locres.bench.mono_vs_xmipp " + " ".join(shown),
               "params": PARAMS, "cpu_count": os.cpu_count(), "loadavg": os.getloadavg(), "cases": cases}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
