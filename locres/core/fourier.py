@@ -116,12 +116,28 @@ def lowpass_raised_cosine(volume: np.ndarray, voxel_size_a: float, resolution_a:
                                                                        width_digital))
 
 
+def butterworth_lowpass_transfer(freq_per_a: np.ndarray, resolution_a: float, order: float = 8) -> np.ndarray:
+    """Butterworth amplitude transfer ``1 / sqrt(1 + (f R)^(2 n))``: half power at 1/``resolution_a``.
+
+    Unlike :func:`raised_cosine_lowpass_transfer` it never reaches 0: power falls by ``(f R)^(2 n)``
+    beyond the cut, the soft roll-off of many deposited maps.
+    """
+    if not resolution_a > 0:
+        raise LocresError(f"resolution must be positive, got {resolution_a} A")
+    x = np.asarray(freq_per_a, dtype=np.float64) * resolution_a
+    return (1.0 / np.sqrt(1.0 + x ** (2.0 * order))).astype(np.float32)
+
+
+def butterworth_floor_resolution_a(resolution_a: float, order: float, power_floor: float) -> float:
+    """Resolution (A) beyond which the Butterworth's power transfer stays below ``power_floor``."""
+    return float(resolution_a / (1.0 / power_floor - 1.0) ** (1.0 / (2.0 * order)))
+
+
 def lowpass_butterworth(volume: np.ndarray, voxel_size_a: float, resolution_a: float,
                         order: int = 8) -> np.ndarray:
     """Butterworth low pass with its half-power point at 1/``resolution_a``."""
     freq = frequency_grid_per_a(volume.shape, voxel_size_a)
-    h = 1.0 / np.sqrt(1.0 + (freq * resolution_a) ** (2 * order))
-    return apply_fourier_filter(volume, h.astype(np.float32))
+    return apply_fourier_filter(volume, butterworth_lowpass_transfer(freq, resolution_a, order))
 
 
 def apply_bfactor(volume: np.ndarray, voxel_size_a: float, b_factor_a2: float) -> np.ndarray:

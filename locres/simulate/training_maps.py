@@ -7,15 +7,21 @@ data_prep shards) :func:`make_training_example` builds, at a random voxel size:
 2. spatially varying resolution, either a sharp-cut ladder (raised-cosine low passes) or a ladder of
    B-factor envelopes, blended per voxel along a smooth field (radial, linear, blobs or uniform);
 3. two half maps with independent white or coloured noise at an SNR (0.3-10 by default);
-4. a global B factor (sharpening or blurring, -150 to +150 A^2) applied to both halves alike, and
-   often a low pass at the map's global resolution (as deposited maps are filtered);
+4. a global B factor (sharpening or blurring, -150 to +150 A^2) applied to both halves alike,
+   sometimes the figure-of-merit weighting ``sqrt(2 FSC / (1 + FSC))`` of the halves' own FSC (as
+   RELION's and cryoSPARC's post-processing do), and often a low pass at the map's global resolution
+   (as deposited maps are filtered): a raised cosine with nothing beyond the cut, or a Butterworth
+   whose power keeps falling smoothly beyond it (orders 4-30: EMD-3488's falls ~35-fold from 3.2 to
+   3.0 A and on, order ~20);
 5. optional solvent flattening (the map times a soft mask, the background set to a constant) and a
    random intensity scale and offset.
 
 The truth is :mod:`locres.simulate.fsc_target`'s: from the clean density's power spectrum inside the
 molecular mask, the local transfer and the noise power spectrum. Steps 4 and 5 leave it unchanged, as
 they should: a global filter changes no signal-to-noise ratio, flattening changes nothing inside the
-mask (only no voxel reads finer than a global low pass: the truth is clipped there). The appearance of
+mask (only no voxel reads finer than where a global filter leaves nothing: the truth is clipped at a
+raised cosine's cut, where a Butterworth's power falls below ``soft_lowpass_power_floor`` and where
+the figure-of-merit weight first vanishes). The appearance of
 the map moves with every one of them, which is what the network must learn to see through.
 """
 
@@ -28,10 +34,13 @@ import scipy.fft as sfft
 from scipy import ndimage
 
 from locres.core.fourier import (
+    butterworth_floor_resolution_a,
+    butterworth_lowpass_transfer,
     frequency_grid_per_a,
     raised_cosine_lowpass_transfer,
     rfft_weights,
     shell_index,
+    shell_width_per_a,
     shell_sums,
 )
 from locres.core.maps import to_model_grid
@@ -64,6 +73,10 @@ class TrainingMapRecipe:
     max_sharpening_gain: float = 30.0
     p_global_lowpass: float = 0.5
     lowpass_percentile_range: tuple[float, float] = (0.0, 30.0)
+    p_soft_lowpass: float = 0.0  # of the global low passes, the fraction made Butterworth (never 0)
+    butterworth_order_range: tuple[float, float] = (4.0, 30.0)
+    soft_lowpass_power_floor: float = 1e-5  # truth clipped where the Butterworth's power stays below this
+    p_fsc_weighting: float = 0.0  # halves weighted by sqrt(2 FSC / (1 + FSC)) of their own FSC
     p_solvent_flatten: float = 0.5
     p_flatten_halves: float = 0.1
     scale_range: tuple[float, float] = (0.1, 10.0)
@@ -190,6 +203,32 @@ def global_filter(freq_per_a: np.ndarray, bfactor_a2: float, max_gain: float) ->
     return np.minimum(np.exp(-bfactor_a2 * freq_per_a**2 / 4.0), max_gain).astype(np.float32)
 
 
+def fsc_weighted_halves(
+    half1: np.ndarray, half2: np.ndarray, voxel_size_a: float
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Both halves times the figure-of-merit weight ``sqrt(2 FSC / (1 + FSC))`` of their own shell FSC.
+
+    The weighting of post-processed maps (Rosenthal & Henderson 2003; RELION, cryoSPARC): 0 where the
+    FSC is not positive. Returns the weighted halves and the resolution (A) of the first shell whose
+    weight is 0 (0.0 if none), beyond which the weighted map holds nothing to read.
+    """
+    shape = half1.shape
+    f1, f2 = sfft.rfftn(half1.astype(np.float64)), sfft.rfftn(half2.astype(np.float64))
+    idx, n_shells = shell_index(shape, voxel_size_a)
+    w = rfft_weights(shape)
+    cross = shell_sums((f1 * np.conj(f2)).real, idx, n_shells, w)
+    denom = np.sqrt(shell_sums(np.abs(f1) ** 2, idx, n_shells, w) * shell_sums(np.abs(f2) ** 2, idx, n_shells, w))
+    fsc = np.divide(cross, denom, out=np.zeros_like(cross), where=denom > 0)
+    weight = np.sqrt(np.clip(2.0 * fsc / (1.0 + np.maximum(fsc, 0.0)), 0.0, 1.0))
+    weight[0] = 1.0
+    w3 = np.append(weight, 0.0)[idx]  # beyond Nyquist (the box's corners): 0
+    zero = np.flatnonzero(weight[1:] <= 0.0) + 1
+    floor_a = float(1.0 / (zero[0] * shell_width_per_a(shape, voxel_size_a))) if zero.size else 0.0
+    out1 = sfft.irfftn(f1 * w3, s=shape).astype(np.float32)
+    out2 = sfft.irfftn(f2 * w3, s=shape).astype(np.float32)
+    return out1, out2, floor_a
+
+
 def solvent_flatten(
     volume: np.ndarray,
     mask: np.ndarray,
@@ -256,14 +295,24 @@ def make_training_example(
         g = global_filter(freq3, b_global, recipe.max_sharpening_gain)
         half1 = sfft.irfftn(sfft.rfftn(half1) * g, s=shape).astype(np.float32)
         half2 = sfft.irfftn(sfft.rfftn(half2) * g, s=shape).astype(np.float32)
-    lowpass_a = 0.0
+    fom_floor_a = 0.0
+    if recipe.p_fsc_weighting > 0 and rng.random() < recipe.p_fsc_weighting:  # drawn only when enabled
+        half1, half2, fom_floor_a = fsc_weighted_halves(half1, half2, v)
+        truth = np.maximum(truth, np.float32(fom_floor_a))
+    lowpass_a, butterworth_order = 0.0, 0.0
     pct, jitter = float(rng.uniform(*recipe.lowpass_percentile_range)), float(rng.uniform(0.9, 1.1))
     if rng.random() < recipe.p_global_lowpass:  # as deposited maps are: filtered at the global resolution
         lowpass_a = max(float(np.percentile(truth[mask], pct)) * jitter, 2.05 * v)
-        lp = raised_cosine_lowpass_transfer(freq3, lowpass_a, v)
+        if recipe.p_soft_lowpass > 0 and rng.random() < recipe.p_soft_lowpass:
+            butterworth_order = float(rng.uniform(*recipe.butterworth_order_range))
+            lp = butterworth_lowpass_transfer(freq3, lowpass_a, butterworth_order)
+            floor_a = butterworth_floor_resolution_a(lowpass_a, butterworth_order, recipe.soft_lowpass_power_floor)
+        else:
+            lp = raised_cosine_lowpass_transfer(freq3, lowpass_a, v)
+            floor_a = lowpass_a
         half1 = sfft.irfftn(sfft.rfftn(half1) * lp, s=shape).astype(np.float32)
         half2 = sfft.irfftn(sfft.rfftn(half2) * lp, s=shape).astype(np.float32)
-        truth = np.maximum(truth, np.float32(lowpass_a))  # no local FSC reads finer than the filter
+        truth = np.maximum(truth, np.float32(floor_a))  # no local FSC reads finer than what the filter leaves
     full = 0.5 * (half1 + half2)
     flattened = rng.random() < recipe.p_solvent_flatten
     if flattened:
@@ -284,6 +333,8 @@ def make_training_example(
         "noise_bfactor_a2": b_noise,
         "global_bfactor_a2": b_global,
         "global_lowpass_a": lowpass_a,
+        "butterworth_order": butterworth_order,
+        "fsc_weighting_floor_a": fom_floor_a,
         "flattened": flattened,
         "structures": len(densities),
     }

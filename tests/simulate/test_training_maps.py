@@ -73,6 +73,42 @@ def test_global_lowpass_removes_power_beyond_it_and_clips_the_truth(densities):
     assert spec[f > 1.0 / r].sum() < 1e-6 * spec[(f > 0) & (f < 1.0 / r)].sum()
 
 
+def test_soft_lowpass_keeps_a_falling_tail_and_clips_the_truth_at_its_power_floor(densities):
+    from locres.core.fourier import butterworth_floor_resolution_a, frequency_grid_per_a
+
+    kw = dict(snr_range=(50.0, 50.0), p_global_lowpass=1.0, lowpass_percentile_range=(50.0, 50.0))
+    plain = _example(densities, seed=4, snr_range=(50.0, 50.0))
+    soft = _example(densities, seed=4, p_soft_lowpass=1.0, butterworth_order_range=(8.0, 8.0), **kw)
+    r, n = soft.info["global_lowpass_a"], soft.info["butterworth_order"]
+    assert r > 0 and n == 8.0
+    floor_a = butterworth_floor_resolution_a(r, n, 1e-5)
+    assert floor_a < r  # the tail reaches beyond the nominal cut
+    np.testing.assert_allclose(soft.truth_a, np.maximum(plain.truth_a, floor_a), rtol=1e-6)
+    spec = np.abs(np.fft.rfftn(soft.half1)) ** 2
+    f = frequency_grid_per_a(soft.half1.shape, 1.0)
+    near = spec[(f > 1.0 / r) & (f < 1.15 / r)].mean()
+    below = spec[(f > 0.8 / r) & (f < 0.95 / r)].mean()
+    assert 1e-4 * below < near < 0.5 * below  # power past the cut: weaker, not gone (unlike the raised cosine)
+
+
+def test_fsc_weighting_is_a_common_filter_that_leaves_the_fsc_and_the_truth(densities):
+    from locres.methods.fsc import fsc_raw
+    from locres.simulate.training_maps import fsc_weighted_halves
+
+    ex = _example(densities, seed=6, snr_range=(1.0, 1.0))
+    w1, w2, floor_a = fsc_weighted_halves(ex.half1, ex.half2, 1.0)
+    _, fsc0, _ = fsc_raw(ex.half1, ex.half2, 1.0)
+    _, fsc1, _ = fsc_raw(w1, w2, 1.0)
+    keep = fsc0 > 0.02
+    np.testing.assert_allclose(fsc1[keep], fsc0[keep], atol=1e-4)  # a global filter changes no FSC
+    p0, p1 = np.abs(np.fft.rfftn(ex.half1)) ** 2, np.abs(np.fft.rfftn(w1)) ** 2
+    assert p1.sum() <= p0.sum() * (1 + 1e-6)  # weights never exceed 1
+    assert 2.0 < floor_a < 20.0  # at SNR 1 the FSC reaches 0 before Nyquist
+    weighted = _example(densities, seed=6, snr_range=(1.0, 1.0), p_fsc_weighting=1.0)
+    assert weighted.info["fsc_weighting_floor_a"] == pytest.approx(floor_a)
+    np.testing.assert_allclose(weighted.truth_a, np.maximum(ex.truth_a, floor_a), rtol=1e-6)
+
+
 def test_high_snr_cut_truth_follows_the_cut_and_noise_coarsens_it(densities):
     clean = _example(densities, seed=1, snr_range=(1e4, 1e4), patterns=("uniform",))
     rungs = np.asarray(clean.info["rungs"])
