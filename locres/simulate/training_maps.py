@@ -295,8 +295,9 @@ def make_training_example(
         g = global_filter(freq3, b_global, recipe.max_sharpening_gain)
         half1 = sfft.irfftn(sfft.rfftn(half1) * g, s=shape).astype(np.float32)
         half2 = sfft.irfftn(sfft.rfftn(half2) * g, s=shape).astype(np.float32)
-    fom_floor_a = 0.0
+    fom_floor_a, fsc_weighted = 0.0, False
     if recipe.p_fsc_weighting > 0 and rng.random() < recipe.p_fsc_weighting:  # drawn only when enabled
+        fsc_weighted = True
         half1, half2, fom_floor_a = fsc_weighted_halves(half1, half2, v)
         truth = np.maximum(truth, np.float32(fom_floor_a))
     lowpass_a, butterworth_order = 0.0, 0.0
@@ -334,6 +335,7 @@ def make_training_example(
         "global_bfactor_a2": b_global,
         "global_lowpass_a": lowpass_a,
         "butterworth_order": butterworth_order,
+        "fsc_weighted": fsc_weighted,
         "fsc_weighting_floor_a": fom_floor_a,
         "flattened": flattened,
         "structures": len(densities),
