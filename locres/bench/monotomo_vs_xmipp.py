@@ -57,16 +57,28 @@ def run_xmipp(xmipp: Path, h1: Path, h2: Path, work: Path) -> tuple[np.ndarray, 
                                                 "loadavg_after": _load(), "sweep_steps": steps}
 
 
-def run_ours(h1: np.ndarray, h2: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+VARIANTS = {"default": {}, "stale_ux": {"riesz_y": "stale_ux"}}  # stale_ux: the original's y component
+
+
+def run_ours(h1: np.ndarray, h2: np.ndarray, **extra) -> tuple[np.ndarray, np.ndarray, dict]:
     torch.set_num_threads(2)
     load0, t0 = _load(), time.perf_counter()
-    out = monotomo.estimate_monotomo(h1, h2, VOXEL_A, **PARAMS)
+    out = monotomo.estimate_monotomo(h1, h2, VOXEL_A, **PARAMS, **extra)
     secs = time.perf_counter() - t0
     return out.resolution_a, out.mask, {"seconds": round(secs, 1), "loadavg_before": load0,
                                         "loadavg_after": _load(), "sweep_steps": len(out.info["sweep"])}
 
 
-def compare(shape: tuple[int, int, int], xmipp: Path, seed: int) -> dict:
+def agreement(ours: np.ndarray, ref: np.ndarray, both: np.ndarray, inside: np.ndarray, truth: np.ndarray) -> dict:
+    return {
+        "median_abs_diff_a": float(np.median(np.abs(ours[both] - ref[both]))),
+        "spearman": float(spearmanr(ours[both][::7], ref[both][::7]).statistic),
+        "particles_median_abs_error_ours_a": float(np.median(np.abs(ours[inside] - truth[inside]))),
+        "particles_median_abs_error_xmipp_a": float(np.median(np.abs(ref[inside] - truth[inside]))),
+    }
+
+
+def compare(shape: tuple[int, int, int], xmipp: Path, seed: int, variants: list[str] = ("default",)) -> dict:
     tomo = simulate_half_tomograms(shape, VOXEL_A, (25.0, 35.0, 50.0, 70.0), 8, seed=seed)
     geom = MapGeometry.new(shape, VOXEL_A)
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,15 +89,19 @@ def compare(shape: tuple[int, int, int], xmipp: Path, seed: int) -> dict:
     ours, region, t_o = run_ours(tomo.half1, tomo.half2)
     both = region & (ref > 0)
     inside = both & (tomo.truth_a > 0)
-    return {
+    case = {
         "shape_zyx": list(shape), "seed": seed, "ours": t_o, "xmipp": t_x,
         "speed_ratio_ours_over_xmipp": round(t_o["seconds"] / t_x["seconds"], 2),
         "voxels_both": int(both.sum()),
-        "median_abs_diff_a": float(np.median(np.abs(ours[both] - ref[both]))),
-        "spearman": float(spearmanr(ours[both][::7], ref[both][::7]).statistic),
-        "particles_median_abs_error_ours_a": float(np.median(np.abs(ours[inside] - tomo.truth_a[inside]))),
-        "particles_median_abs_error_xmipp_a": float(np.median(np.abs(ref[inside] - tomo.truth_a[inside]))),
+        **agreement(ours, ref, both, inside, tomo.truth_a),
     }
+    for name in variants:
+        if name == "default":
+            continue
+        other, _, t_v = run_ours(tomo.half1, tomo.half2, **VARIANTS[name])
+        case[f"variant_{name}"] = {"params": VARIANTS[name], "ours": t_v,
+                                   **agreement(other, ref, both, inside, tomo.truth_a)}
+    return case
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,14 +109,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--xmipp", type=Path, required=True)
     ap.add_argument("--shape", type=int, nargs=3, default=[128, 512, 512])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--variants", nargs="+", default=["default"], choices=sorted(VARIANTS),
+                    help="our runs to compare with the original (default: ours as shipped)")
     ap.add_argument("--out", type=Path, default=Path("bench_results/monotomo_vs_xmipp.json"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    case = compare(tuple(args.shape), args.xmipp, args.seed)
+    case = compare(tuple(args.shape), args.xmipp, args.seed, args.variants)
     log.info("%s", case)
     shape = " ".join(str(v) for v in args.shape)  # no machine paths in the committed result
     result = {"command": f"python -m locres.bench.monotomo_vs_xmipp --xmipp XMIPP_OUT --shape {shape} "
-                         f"--seed {args.seed}",
+                         f"--seed {args.seed} --variants {' '.join(args.variants)}",
               "params": PARAMS, "voxel_size_a": VOXEL_A, "cpu_count": os.cpu_count(), "case": case}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

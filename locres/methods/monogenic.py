@@ -341,16 +341,27 @@ class PackedMonogenic:
         The two volumes (e.g. signal and noise); ``volume_b`` None: one volume (MonoRes on one map),
         whose s + i r_x and r_z + i r_y still take one complex transform each instead of two real ones.
     device : torch.device or str
+    riesz_y : str
+        "u_y" (the Riesz transform); "stale_ux": MonoTomo's original multiplies the y component by the
+        x frequency its previous loop ended on (``(X // 2) / X``, 0.5 for even X) instead of u_y, so its
+        "r_y" is that constant times the spectrum over |u|; kept only to show how much of the two
+        programs' disagreement that accounts for.
     """
 
     def __init__(self, volume_a: np.ndarray, volume_b: np.ndarray | None = None,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", riesz_y: str = "u_y"):
+        if riesz_y not in ("u_y", "stale_ux"):
+            raise LocresError(f"riesz_y must be 'u_y' or 'stale_ux', got {riesz_y!r}")
         half = FourierGrid(volume_a.shape, device)
         self.shape = half.shape
         self.device = half.device
         nx = self.shape[2]
         m1 = _full_odd_weight(half.riesz[2], nx).add_(1.0)
-        m2 = torch.complex(_full_odd_weight(half.riesz[1], nx), -_full_odd_weight(half.riesz[0], nx))
+        w_y = half.riesz[1]
+        if riesz_y == "stale_ux":
+            inv = torch.where(half.norm > 0, 1.0 / half.norm.clamp_min(1e-12), 0.0)
+            w_y = (nx // 2) / nx * inv
+        m2 = torch.complex(_full_odd_weight(w_y, nx), -_full_odd_weight(half.riesz[0], nx))
         del half
         fz, fy, fx = [np.fft.fftfreq(n).astype(np.float32) for n in self.shape]
         norm = np.sqrt(fz[:, None, None] ** 2 + fy[None, :, None] ** 2 + fx[None, None, :] ** 2)

@@ -25,7 +25,9 @@ bit for bit as it was.
 Departures from the reference (Xmipp ``resolution_monotomo``, read line by line), each deliberate:
 
 - Riesz y component: the reference multiplies by a stale ``ux`` there (the last x frequency, a constant
-  0.5), not by u_y; we use u_y.
+  0.5), not by u_y; we use u_y. ``riesz_y="stale_ux"`` reproduces the original's (its "r_y" is then 0.5
+  times the spectrum over |u|, which outweighs the other components in coarse bands), to measure how
+  much of the two programs' disagreement comes from it (``locres.bench.monotomo_vs_xmipp``).
 - Sweep frequencies: as the reference by default (``sweep_grid="z"``): each candidate is snapped to the
   Z axis' frequency grid and skipped when less than a step finer than the last (23 steps from 100 to
   20 A at 10 A/px on 128 slices, up to 7 A apart at the coarse end). ``sweep_grid="longest"`` snaps to
@@ -290,7 +292,7 @@ def estimate_monotomo(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float,
                       step_a: float | None = None, significance: float = 0.95, tile_px: int | None = None,
                       border_px: int = 10, control_points: int = 8, smooth: bool = True,
                       sweep_grid: str = "z", bands_per_batch: int | None = None,
-                      device: str = "cpu") -> LocalResolution:
+                      riesz_y: str = "u_y", device: str = "cpu") -> LocalResolution:
     """MonoTomo local resolution (Angstrom, (Z, Y, X) float32; the border holds 0).
 
     Parameters
@@ -318,6 +320,9 @@ def estimate_monotomo(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float,
         steps, the earlier default; about twice the time on a thin slab).
     bands_per_batch : int, optional
         Accepted for old configurations and ignored: the packed transforms take one band at a time.
+    riesz_y : str
+        "u_y" (default); "stale_ux" reproduces the original's y Riesz component (see the module
+        docstring), for comparisons with it only.
     """
     if half1.shape != half2.shape or half1.ndim != 3:
         raise LocresError(f"half tomograms must be 3-D and the same shape, got {half1.shape} and "
@@ -335,7 +340,7 @@ def estimate_monotomo(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float,
     bands = tomo_bands(shape, voxel_size_a, min_res, max_res, step, sweep_grid)
 
     mean, noise, region = tapered_pair(half1, half2, border)
-    engine = PackedMonogenic(mean, noise, dev)
+    engine = PackedMonogenic(mean, noise, dev, riesz_y=riesz_y)
     del mean, noise
     raw, trace, details = monotomo_sweep(engine.amplitudes, bands, region, significance, tile,
                                          control_points, dev)
@@ -345,6 +350,7 @@ def estimate_monotomo(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float,
     info = {"min_resolution_a": min_res, "max_resolution_a": max_res, "step_a": step,
             "significance": significance, "tile_px": tile, "border_px": list(border),
             "control_points": control_points, "smooth": bool(smooth), "sweep_grid": sweep_grid,
+            "riesz_y": riesz_y,
             "median_a": float(np.median(vals)), "sweep": trace,
             "last_noise_tiles": details if trace else None}
     log.info("MonoTomo: median %.2f A over %d voxels", info["median_a"], vals.size)
