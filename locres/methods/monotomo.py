@@ -91,8 +91,27 @@ def border_taper(shape_zyx: tuple[int, int, int], border_px: tuple[int, int, int
     return out
 
 
+def region_bounds(region: np.ndarray) -> tuple[int, int, int, int, int, int]:
+    """(z0, z1, y0, y1, x0, x1): the box spanned by the True voxels of ``region``."""
+    zs = np.flatnonzero(region.any(axis=(1, 2)))
+    ys = np.flatnonzero(region.any(axis=(0, 2)))
+    xs = np.flatnonzero(region.any(axis=(0, 1)))
+    return int(zs[0]), int(zs[-1]) + 1, int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+
+
+def _strided_sample(vals: np.ndarray, z: slice, y: slice, x: slice, max_samples: int) -> np.ndarray:
+    """``vals[z, y, x].ravel()[::step]`` (step = ceil(size / max_samples)) without copying the block."""
+    shape = (z.stop - z.start, y.stop - y.start, x.stop - x.start)
+    size = shape[0] * shape[1] * shape[2]
+    if size <= max_samples:
+        return vals[z, y, x].ravel()
+    zi, yi, xi = np.unravel_index(np.arange(0, size, int(np.ceil(size / max_samples))), shape)
+    return vals[z.start + zi, y.start + yi, x.start + xi]
+
+
 def fit_threshold_surface(values: torch.Tensor, region: np.ndarray, significance: float, tile_px: int,
-                          control_points: int = 8, max_samples: int = 20000) -> tuple[np.ndarray, dict]:
+                          control_points: int = 8, max_samples: int = 20000,
+                          bounds: tuple[int, ...] | None = None) -> tuple[np.ndarray, dict]:
     """Smooth noise threshold T(y, x) from per-tile percentiles of ``values`` (the noise amplitude).
 
     Parameters
@@ -107,6 +126,8 @@ def fit_threshold_surface(values: torch.Tensor, region: np.ndarray, significance
         Tile edge in voxels; tiles span all of Z.
     control_points : int
         At most this many B-spline coefficients per axis (cubic where there are enough tiles).
+    bounds : tuple, optional
+        :func:`region_bounds` of ``region`` (computed when not given; the sweep passes it once for all).
 
     Returns
     -------
@@ -114,10 +135,7 @@ def fit_threshold_surface(values: torch.Tensor, region: np.ndarray, significance
     details : dict with the tile centres and their thresholds
     """
     vals = values.cpu().numpy()
-    zs = np.flatnonzero(region.any(axis=(1, 2)))
-    ys = np.flatnonzero(region.any(axis=(0, 2)))
-    xs = np.flatnonzero(region.any(axis=(0, 1)))
-    y0, y1, x0, x1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
+    z0, z1, y0, y1, x0, x1 = bounds if bounds is not None else region_bounds(region)
     ny_t = max(1, (y1 - y0) // tile_px)
     nx_t = max(1, (x1 - x0) // tile_px)
     y_edges = np.linspace(y0, y1, ny_t + 1).astype(int)
@@ -125,10 +143,8 @@ def fit_threshold_surface(values: torch.Tensor, region: np.ndarray, significance
     cy, cx, thr = [], [], []
     for i in range(ny_t):
         for j in range(nx_t):
-            block = vals[zs[0]:zs[-1] + 1, y_edges[i]:y_edges[i + 1], x_edges[j]:x_edges[j + 1]].ravel()
-            if block.size > max_samples:  # a fixed, evenly strided subsample
-                block = block[:: int(np.ceil(block.size / max_samples))]
-            block = np.sort(block)
+            block = np.sort(_strided_sample(vals, slice(z0, z1), slice(y_edges[i], y_edges[i + 1]),
+                                            slice(x_edges[j], x_edges[j + 1]), max_samples))  # fixed, even
             thr.append(float(block[min(int(block.size * significance), block.size - 1)]))
             cy.append(0.5 * (y_edges[i] + y_edges[i + 1] - 1))
             cx.append(0.5 * (x_edges[j] + x_edges[j + 1] - 1))
@@ -232,6 +248,7 @@ def monotomo_sweep(amplitudes, bands: list[Band], region: np.ndarray, significan
     # costs a few boolean passes and no gathers (index lists of the active voxels cost more than the
     # comparisons they save while most of the box is still active, which it is for most of the sweep)
     active = torch.from_numpy(region).to(device, copy=True)  # a copy: the sweep narrows it in place
+    bounds = region_bounds(region)
     n_region = float(active.sum())
     n_active = n_region
     res = torch.full(region.shape, bands[0].resolution_a, dtype=torch.float32, device=device)
@@ -252,7 +269,7 @@ def monotomo_sweep(amplitudes, bands: list[Band], region: np.ndarray, significan
         if mean_s < 0.001 * max_mean:
             visited.pop()
             break
-        surf, details = fit_threshold_surface(a_n, region, significance, tile_px, control_points)
+        surf, details = fit_threshold_surface(a_n, region, significance, tile_px, control_points, bounds=bounds)
         del a_n
         passed = a_s > torch.from_numpy(surf).to(device)[None]
         del a_s
