@@ -9,18 +9,18 @@ J Struct Biol X 2020; ``specs/monogenic.md`` section 3).
 Stages: :func:`tomo_bands`, :func:`tapered_pair`, :func:`monotomo_sweep` (with
 :class:`~locres.methods.monogenic.PackedMonogenic` for the amplitudes), :func:`smooth_tomo`.
 
-Speed: the amplitudes of both volumes in a band take six complex FFTs (two real outputs packed in each)
-instead of ten inverse and two forward real ones, with the answers of the real path (tested); where the
-time went before was the inverse real FFTs (about 60 %) and the element-wise products and temporaries
-around them. With the packed transforms (profiled on 64 x 256 x 256, 37 bands) about 40 % of the time
-is the six complex FFTs per band, the rest element-wise work on full complex grids (filters, squares,
-the sweep step) and the noise tiles; the time per band is fixed, so the count of bands decides: the
-reference's schedule over the Z grid (23 bands for 100-20 A, step 2 A, on 128 slices) instead of the
-finer one over the longest axis (41) is what brings 512 x 512 x 128 near the original's time. Since
-then: the products of each spectrum with the Riesz weights are made once, not per band, and the sweep
-keeps its state on the whole grid (the surface broadcast along Z) instead of gathering the active
-voxels by index (index lists and boolean selections were ~15 % of the time); both leave every answer
-bit for bit as it was.
+Speed: the amplitudes of both volumes in a band take four complex FFTs (two real outputs packed in
+each) and, for their low pass, a real forward and inverse FFT each, instead of ten inverse and two
+forward real ones, with the answers of the real path (tested). Where the time went before was the
+inverse real FFTs (about 60 %) and the element-wise products and temporaries around them; the time per
+band is fixed, so the count of bands decides too: the reference's schedule over the Z grid (23 bands for
+100-20 A, step 2 A, on 128 slices) instead of the finer one over the longest axis (41). Then: the
+products of each spectrum with the Riesz weights are made once, not per band; the sweep keeps its state
+on the whole grid (the surface broadcast along Z) instead of gathering the active voxels by index (index
+lists and boolean selections were ~15 % of the time); the noise tiles are subsampled by index, not
+copied; the pair's low pass takes two real transforms (measured ~35 % faster than one packed complex
+pair). Every answer of the checks (tests/methods/test_monotomo.py, a 48 x 160 x 160 pair) bit for bit
+as it was.
 
 Departures from the reference (Xmipp ``resolution_monotomo``, read line by line), each deliberate:
 
