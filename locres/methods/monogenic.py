@@ -76,12 +76,14 @@ class FourierGrid:
         u_k / |u| for k = z, y, x (0 at DC): the Riesz transform multiplies the spectrum by -i times these.
     """
 
-    def __init__(self, shape_zyx: tuple[int, int, int], device: torch.device | str = "cpu"):
+    def __init__(self, shape_zyx: tuple[int, int, int], device: torch.device | str = "cpu", riesz: bool = True):
         self.shape = tuple(int(n) for n in shape_zyx)
         self.device = torch.device(device)
         nz, ny, nx = self.shape
         norm = frequency_grid_per_a(self.shape, 1.0)  # digital |u| from the shared grid
         self.norm = torch.from_numpy(norm).to(self.device)
+        if not riesz:  # |u| only (smoothing)
+            return
         axes = [np.fft.fftfreq(nz), np.fft.fftfreq(ny), np.fft.rfftfreq(nx)]
         inv = np.where(norm > 0, 1.0 / np.maximum(norm, 1e-12), 0.0).astype(np.float32)
         comps = [axes[0][:, None, None] * inv, axes[1][None, :, None] * inv, axes[2][None, None, :] * inv]
@@ -189,15 +191,16 @@ def gaussian_smooth(volume: np.ndarray | torch.Tensor, sigma_ref: float,
 
 
 def smooth_within(values: torch.Tensor, support: torch.Tensor, sigma_ref: float,
-                  grid: FourierGrid) -> torch.Tensor:
+                  grid: FourierGrid, support_smoothed: torch.Tensor | None = None) -> torch.Tensor:
     """Gaussian average of ``values`` over the voxels of ``support`` only (normalised convolution).
 
     Voxels outside ``support`` do not pull the average (the reference smooths the zeros outside the mask
-    in, which drags boundary values toward 0 A; we do not copy that).
+    in, which drags boundary values toward 0 A; we do not copy that). ``support_smoothed``: the
+    smoothed support from an earlier call with the same support and sigma (saves two FFTs).
     """
     w = support.to(torch.float32)
     num = gaussian_smooth(values * w, sigma_ref, grid)
-    den = gaussian_smooth(w, sigma_ref, grid)
+    den = gaussian_smooth(w, sigma_ref, grid) if support_smoothed is None else support_smoothed
     return torch.where(den > 1e-3, num / den.clamp_min(1e-3), values)
 
 

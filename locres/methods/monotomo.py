@@ -65,6 +65,7 @@ from locres.methods.monogenic import (
     FourierGrid,
     PackedMonogenic,
     check_resolution_range,
+    gaussian_smooth,
     resolve_device,
     smooth_within,
     snap_index,
@@ -296,9 +297,10 @@ def smooth_tomo(raw: torch.Tensor, region: np.ndarray, nyquist_a: float, smooth:
     t_region = torch.from_numpy(region).to(raw.device)
     res = raw
     if smooth:
-        grid = FourierGrid(tuple(raw.shape), raw.device)
+        grid = FourierGrid(tuple(raw.shape), raw.device, riesz=False)
+        den = gaussian_smooth(t_region.to(torch.float32), 3.0, grid)  # the same for both passes
         for _ in range(2):
-            sm = smooth_within(res, t_region, 3.0, grid)
+            sm = smooth_within(res, t_region, 3.0, grid, support_smoothed=den)
             res = torch.where((sm <= raw) & (sm >= nyquist_a), sm, raw)
     res = torch.where(t_region, res, torch.zeros_like(res))
     return res.cpu().numpy().astype(np.float32)
