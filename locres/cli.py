@@ -320,6 +320,9 @@ def run_cli(
     """
     import hydra
 
+    from locres.core.memory import reuse_freed_memory
+
+    reuse_freed_memory()  # large temporaries without page faults (see locres.core.memory)
     config_dir = Path(config_dir or CONFIG_DIR).resolve()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(argv)

@@ -288,6 +288,9 @@ def merge_previous(ph: dict, previous: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from locres.core.memory import reuse_freed_memory
+
+    reuse_freed_memory()  # as the entry points do (locres.core.memory)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shards", default="runs/training_set")
     p.add_argument("--out", default="bench_results/deepres2")

@@ -82,6 +82,9 @@ def compare_case(xmipp: Path, n: int, seed: int, work: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from locres.core.memory import reuse_freed_memory
+
+    reuse_freed_memory()  # as the entry points do (locres.core.memory)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--xmipp", type=Path, required=True)
     ap.add_argument("--n", type=int, default=64)

@@ -150,6 +150,9 @@ def _variant_result(out, ref: dict, case: dict, seconds: float, reused: bool) ->
 
 
 def main(argv: list[str] | None = None) -> None:
+    from locres.core.memory import reuse_freed_memory
+
+    reuse_freed_memory()  # as the entry points do (locres.core.memory)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--xmipp", type=Path, required=True)
     ap.add_argument("--cases", nargs="+", default=["80:112:301", "96:128:302"], help="M:N:SEED each")

@@ -105,6 +105,9 @@ def compare(shape: tuple[int, int, int], xmipp: Path, seed: int, variants: list[
 
 
 def main(argv: list[str] | None = None) -> None:
+    from locres.core.memory import reuse_freed_memory
+
+    reuse_freed_memory()  # as the entry points do (locres.core.memory)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--xmipp", type=Path, required=True)
     ap.add_argument("--shape", type=int, nargs=3, default=[128, 512, 512])

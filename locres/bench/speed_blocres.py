@@ -122,6 +122,9 @@ def _accuracy(shape: int, box: int, n_ref: int, tlr: bool, tlr_alpha: float, tlr
 
 
 def main(argv: list[str] | None = None) -> None:
+    from locres.core.memory import reuse_freed_memory
+
+    reuse_freed_memory()  # as the entry points do (locres.core.memory)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", type=int, default=240)
     ap.add_argument("--voxel-size", type=float, default=0.834)

@@ -91,6 +91,9 @@ def _box_baseline(volume, voxel_size_a, mask, ckpt, threads: int, n_boxes: int) 
 
 
 def main(argv: list[str] | None = None) -> None:
+    from locres.core.memory import reuse_freed_memory
+
+    reuse_freed_memory()  # as the entry points do (locres.core.memory)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shape", type=int, default=240)
     p.add_argument("--voxel", type=float, default=0.834)

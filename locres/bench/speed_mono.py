@@ -179,6 +179,9 @@ def accuracy_monores(shape: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from locres.core.memory import reuse_freed_memory
+
+    reuse_freed_memory()  # as the entry points do (locres.core.memory)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
@@ -202,6 +205,8 @@ def main(argv: list[str] | None = None) -> None:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_info(), "threads": args.threads,
         "note": "wall times depend on other load on the machine: compare the load averages recorded here",
         "load_average_start": list(np.round(os.getloadavg(), 2)),
+        "allocator": ("glibc keeps freed large blocks for reuse (locres.core.memory)" if reuse_freed_memory()
+                      else "the C library's default"),
     })
     for part in args.only:
         t0 = time.perf_counter()
