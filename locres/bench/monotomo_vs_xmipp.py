@@ -57,7 +57,10 @@ def run_xmipp(xmipp: Path, h1: Path, h2: Path, work: Path) -> tuple[np.ndarray, 
                                                 "loadavg_after": _load(), "sweep_steps": steps}
 
 
-VARIANTS = {"default": {}, "stale_ux": {"riesz_y": "stale_ux"}}  # stale_ux: the original's y component
+VARIANTS = {  # stale_ux: the original's y Riesz component; reference_noise: its noise tiles and spline
+    "default": {}, "stale_ux": {"riesz_y": "stale_ux"}, "reference_noise": {"noise_surface": "reference"},
+    "stale_ux_reference_noise": {"riesz_y": "stale_ux", "noise_surface": "reference"},
+}
 
 
 def run_ours(h1: np.ndarray, h2: np.ndarray, **extra) -> tuple[np.ndarray, np.ndarray, dict]:

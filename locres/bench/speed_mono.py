@@ -120,8 +120,8 @@ def bench_monodir(n: int, voxel_size_a: float, runs: int, fast: bool) -> dict:
     w, c, o = _timed(lambda: monodir.run(inputs, fast=fast, run_monores=True), runs)
     return {"map_shape": [n] * 3, "voxel_size_a": voxel_size_a, "true_resolution_a": 4.0,
             "n_directions": o.info["n_directions"], "wall_s_runs": w, "cpu_s_runs": c,
-            "wall_s_median": float(np.median(w)), "goal_s": 300.0,
-            "meets_goal": float(np.median(w)) < 300.0,
+            "wall_s_median": float(np.median(w)), "goal_s": 120.0,
+            "meets_goal": float(np.median(w)) < 120.0,
             "median_estimate_a": o.info["median_a"], "median_anisotropy_a": o.info["median_anisotropy_a"]}
 
 

@@ -34,7 +34,10 @@ Departures from the reference (Xmipp ``resolution_monotomo``, read line by line)
   the longest axis and skips only a repeated index, so the steps are the ones asked for (41 there):
   finer answers at about twice the time. The sweep stops at ``min_resolution_a`` (the reference jumps
   to Nyquist once a candidate passes its minimum).
-- The first two steps' fallback is the first band's resolution (the reference: ``--maxRes`` unsnapped).
+- Start value: as the reference, ``max_resolution_a`` unsnapped, both for voxels never tested and as the
+  fallback of the first two steps (before 2026-12-02 the first band's snapped resolution: 96 instead of
+  100 A at 10 A/px on 48 slices, which alone made the median |difference| from the original ~4 A, most of
+  a tomogram being background that never passes).
 - Noise surface: the reference takes the 95th percentile of every 257th voxel of 50 px tiles over the
   whole box (the tapered border included, the last tile stretched to the edge) and fits cubic B-splines
   with min(8, tiles - 2) control points per axis by its own least squares; we tile only the region
@@ -170,6 +173,54 @@ def fit_threshold_surface(values: torch.Tensor, region: np.ndarray, significance
     return surf, {"tile_centres_yx": np.c_[cy, cx].tolist(), "tile_thresholds": thr.tolist()}
 
 
+def _bspline3(x: np.ndarray) -> np.ndarray:
+    """Cubic B-spline (Xmipp's Bspline03): 2/3 - x^2 + |x|^3 / 2 within 1, (2 - |x|)^3 / 6 within 2."""
+    a = np.abs(x)
+    return np.where(a < 1.0, 2.0 / 3.0 - a * a + 0.5 * a**3, np.where(a < 2.0, (2.0 - a) ** 3 / 6.0, 0.0))
+
+
+def reference_threshold_surface(values: torch.Tensor, significance: float, tile_px: int = 50,
+                                control_points: int = 8) -> tuple[np.ndarray, dict]:
+    """The original's noise surface (Xmipp ``localNoise``), for comparisons with it only.
+
+    Tiles of ``tile_px`` over the whole X-Y plane (X // tile_px by Y // tile_px, the last stretched to
+    the box's last-but-one row/column), every 257th voxel in (y, x, z) order of Z less its last slice,
+    the first tile's list starting with a 0, the ``significance`` quantile without interpolation; a
+    uniform cubic B-spline with min(control_points, tiles - 2) coefficients per axis on knots every
+    size / (coefficients - 3), fitted by least squares to the tile centres and evaluated at every
+    pixel. Needs at least 6 tiles per axis.
+    """
+    vals = values.cpu().numpy()
+    nz, ny, nx = vals.shape
+    tx, ty = nx // tile_px, ny // tile_px
+    lx, ly = min(control_points, tx - 2), min(control_points, ty - 2)
+    if lx < 4 or ly < 4:
+        raise LocresError(f"MonoTomo: noise_surface='reference' needs at least 6 tiles of {tile_px} px per "
+                          f"axis (the original's spline); this tomogram has {tx} x {ty}")
+    hx, hy = nx / (lx - 3), ny / (ly - 3)
+    rows, thr, centres = [], [], []
+    first = True
+    for bx in range(tx):
+        x0, x1 = bx * tile_px, (nx - 1 if bx == tx - 1 else (bx + 1) * tile_px)
+        for by in range(ty):
+            y0, y1 = by * tile_px, (ny - 1 if by == ty - 1 else (by + 1) * tile_px)
+            block = np.ascontiguousarray(vals[: nz - 1, y0:y1, x0:x1].transpose(1, 2, 0)).ravel()[::257]
+            if first:
+                block, first = np.concatenate([[0.0], block]), False
+            block = np.sort(block)
+            thr.append(float(block[int(block.size * significance)]))
+            cy, cx = 0.5 * (y0 + y1), 0.5 * (x0 + x1)
+            centres.append((cy, cx))
+            wy = _bspline3(cy / hy - np.arange(-1, ly - 1))
+            wx = _bspline3(cx / hx - np.arange(-1, lx - 1))
+            rows.append(np.outer(wy, wx).ravel())
+    coef = np.linalg.lstsq(np.array(rows), np.array(thr), rcond=None)[0].reshape(ly, lx)
+    by_ = _bspline3(np.arange(ny)[:, None] / hy - np.arange(-1, ly - 1)[None, :])  # (ny, ly)
+    bx_ = _bspline3(np.arange(nx)[:, None] / hx - np.arange(-1, lx - 1)[None, :])  # (nx, lx)
+    surf = (by_ @ coef @ bx_.T).astype(np.float32)
+    return surf, {"tile_centres_yx": [list(c) for c in centres], "tile_thresholds": thr}
+
+
 def tomo_bands(shape_zyx: tuple[int, int, int], voxel_size_a: float, min_resolution_a: float,
                max_resolution_a: float, step_a: float, sweep_grid: str = "z") -> list[Band]:
     """Sweep stage 0: bands from ``max_resolution_a`` down by ``step_a``, snapped to a frequency grid.
@@ -226,20 +277,24 @@ def tapered_pair(half1: np.ndarray, half2: np.ndarray, border_px: tuple[int, int
 
 
 def monotomo_sweep(amplitudes, bands: list[Band], region: np.ndarray, significance: float, tile_px: int,
-                   control_points: int, device: torch.device) -> tuple[torch.Tensor, list[dict], dict | None]:
+                   control_points: int, device: torch.device, noise_surface: str = "region",
+                   start_resolution_a: float | None = None) -> tuple[torch.Tensor, list[dict], dict | None]:
     """Sweep stage: coarse to fine, each voxel against the noise surface T(y, x) of its band.
 
     Parameters
     ----------
     amplitudes : callable
         ``amplitudes(band) -> (signal, noise)``, the low-passed monogenic amplitudes, (Z, Y, X) tensors.
-    bands, region, significance, tile_px, control_points
+    bands, region, significance, tile_px, control_points, noise_surface
         As :func:`estimate_monotomo`.
+    start_resolution_a : float, optional
+        Value of the voxels never tested and fallback of the first two steps (the reference: its
+        ``--maxRes``; default the first band's resolution).
 
     Returns
     -------
     res : (Z, Y, X) float32 tensor
-        Raw resolution (Angstrom), the first band's value where never tested.
+        Raw resolution (Angstrom), ``start_resolution_a`` where never tested.
     trace : list of dict
         One entry per band visited.
     details : dict or None
@@ -252,7 +307,8 @@ def monotomo_sweep(amplitudes, bands: list[Band], region: np.ndarray, significan
     bounds = region_bounds(region)
     n_region = float(active.sum())
     n_active = n_region
-    res = torch.full(region.shape, bands[0].resolution_a, dtype=torch.float32, device=device)
+    start = float(bands[0].resolution_a if start_resolution_a is None else start_resolution_a)
+    res = torch.full(region.shape, start, dtype=torch.float32, device=device)
     fails = torch.zeros(region.shape, dtype=torch.int8, device=device)
     visited: list[float] = []
     trace: list[dict] = []
@@ -264,13 +320,17 @@ def monotomo_sweep(amplitudes, bands: list[Band], region: np.ndarray, significan
         a_s, a_n = amplitudes(band)
         r = band.resolution_a
         visited.append(r)
-        r2 = visited[0] if len(visited) <= 2 else visited[-3]
+        r2 = start if len(visited) <= 2 else visited[-3]
         mean_s = float(torch.where(active, a_s, 0.0).sum(dtype=torch.float64)) / n_active
         max_mean = max(max_mean, mean_s)
         if mean_s < 0.001 * max_mean:
             visited.pop()
             break
-        surf, details = fit_threshold_surface(a_n, region, significance, tile_px, control_points, bounds=bounds)
+        if noise_surface == "reference":
+            surf, details = reference_threshold_surface(a_n, significance, tile_px, control_points)
+        else:
+            surf, details = fit_threshold_surface(a_n, region, significance, tile_px, control_points,
+                                                  bounds=bounds)
         del a_n
         passed = a_s > torch.from_numpy(surf).to(device)[None]
         del a_s
@@ -311,7 +371,7 @@ def estimate_monotomo(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float,
                       step_a: float | None = None, significance: float = 0.95, tile_px: int | None = None,
                       border_px: int = 10, control_points: int = 8, smooth: bool = True,
                       sweep_grid: str = "z", bands_per_batch: int | None = None,
-                      riesz_y: str = "u_y", device: str = "cpu") -> LocalResolution:
+                      riesz_y: str = "u_y", noise_surface: str = "region", device: str = "cpu") -> LocalResolution:
     """MonoTomo local resolution (Angstrom, (Z, Y, X) float32; the border holds 0).
 
     Parameters
@@ -342,7 +402,13 @@ def estimate_monotomo(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float,
     riesz_y : str
         "u_y" (default); "stale_ux" reproduces the original's y Riesz component (see the module
         docstring), for comparisons with it only.
+    noise_surface : str
+        "region" (default: tiles over the region estimated, see :func:`fit_threshold_surface`);
+        "reference": the original's tiles and spline (:func:`reference_threshold_surface`), for
+        comparisons with it only.
     """
+    if noise_surface not in ("region", "reference"):
+        raise LocresError(f"MonoTomo: noise_surface must be 'region' or 'reference', got {noise_surface!r}")
     if half1.shape != half2.shape or half1.ndim != 3:
         raise LocresError(f"half tomograms must be 3-D and the same shape, got {half1.shape} and "
                           f"{half2.shape}")
@@ -362,14 +428,14 @@ def estimate_monotomo(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float,
     engine = PackedMonogenic(mean, noise, dev, riesz_y=riesz_y)
     del mean, noise
     raw, trace, details = monotomo_sweep(engine.amplitudes, bands, region, significance, tile,
-                                         control_points, dev)
+                                         control_points, dev, noise_surface, start_resolution_a=max_res)
     del engine
     out = smooth_tomo(raw, region, nyq, smooth)
     vals = out[region]
     info = {"min_resolution_a": min_res, "max_resolution_a": max_res, "step_a": step,
             "significance": significance, "tile_px": tile, "border_px": list(border),
             "control_points": control_points, "smooth": bool(smooth), "sweep_grid": sweep_grid,
-            "riesz_y": riesz_y,
+            "riesz_y": riesz_y, "noise_surface": noise_surface,
             "median_a": float(np.median(vals)), "sweep": trace,
             "last_noise_tiles": details if trace else None}
     log.info("MonoTomo: median %.2f A over %d voxels", info["median_a"], vals.size)

@@ -98,3 +98,35 @@ def test_sweep_schedule_is_the_references_over_the_z_grid_by_default():
     assert len(longest) == 41
     with pytest.raises(LocresError, match="sweep_grid"):
         monotomo.tomo_bands((128, 512, 512), 10.0, 20.0, 100.0, 2.0, "x")
+
+
+def test_reference_noise_surface_follows_a_noise_level_that_rises_along_x():
+    """The original's tiles and spline: on noise whose level grows linearly along X the surface rises
+    with X and sits near the tiles' 95th percentiles; too few tiles for its spline are refused."""
+    rng = np.random.default_rng(2)
+    z, y, x = 8, 300, 320
+    level = np.linspace(1.0, 3.0, x, dtype=np.float32)
+    noise = torch.from_numpy(np.abs(rng.standard_normal((z, y, x)).astype(np.float32)) * level)
+    surf, details = monotomo.reference_threshold_surface(noise, 0.95, 50)
+    assert surf.shape == (y, x) and len(details["tile_thresholds"]) == 36
+    cols = surf[y // 2]
+    assert cols[300] > 1.8 * cols[20]
+    expected = 1.96 * level  # |N(0,1)| 95th percentile times the level
+    inner = slice(25, 295)
+    assert np.median(np.abs(cols[inner] - expected[inner]) / expected[inner]) < 0.1
+    with pytest.raises(LocresError, match="6 tiles"):
+        monotomo.reference_threshold_surface(noise[:, :200, :200], 0.95, 50)
+
+
+def test_background_that_never_passes_holds_the_unsnapped_start_value():
+    """As the original: voxels failing the first two steps hold --maxRes itself (100 A here), not the
+    first band's snapped resolution (96 A on 48 slices at 10 A/px)."""
+    rng = np.random.default_rng(4)
+    shape = (48, 64, 64)
+    h1 = rng.standard_normal(shape).astype(np.float32)
+    h2 = rng.standard_normal(shape).astype(np.float32)
+    out = monotomo.estimate_monotomo(h1, h2, 10.0, min_resolution_a=20.0, max_resolution_a=100.0, step_a=2.0,
+                                     smooth=False)
+    first = monotomo.tomo_bands(shape, 10.0, 20.0, 100.0, 2.0)[0].resolution_a
+    assert abs(first - 96.0) < 1e-6
+    assert np.median(out.resolution_a[out.mask]) == pytest.approx(100.0)
