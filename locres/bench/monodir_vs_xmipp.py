@@ -92,6 +92,10 @@ def agreement(ours: dict, ref: dict, support: np.ndarray, truth: np.ndarray) -> 
         a, b = ours[key][both], ref[key][both]
         out[key] = {"voxels": int(both.sum()), "median_abs_diff_a": round(float(np.median(np.abs(a - b))), 4),
                     "spearman": round(float(spearmanr(a, b).statistic), 4),
+                    # a map of a few distinct values (ties) can agree almost everywhere at a low Spearman
+                    "fraction_equal": round(float(np.mean(np.abs(a - b) < 0.01)), 4),
+                    "distinct_values_ours": int(np.unique(np.round(a, 2)).size),
+                    "distinct_values_xmipp": int(np.unique(np.round(b, 2)).size),
                     "median_ours_a": round(float(np.median(a)), 4),
                     "median_xmipp_a": round(float(np.median(b)), 4)}
     sel = support & (ref["radial"] > 0)
