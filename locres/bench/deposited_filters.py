@@ -12,7 +12,6 @@ fixed seed. For each map: the truth's median and each model's median over the ma
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -29,7 +28,8 @@ from locres.simulate.training_maps import TrainingMapRecipe, make_training_examp
 
 log = logging.getLogger(__name__)
 FORCED = dict(p_global_lowpass=1.0, p_soft_lowpass=1.0, butterworth_order_range=(18.0, 22.0),
-              lowpass_percentile_range=(20.0, 30.0), p_global_bfactor=1.0, global_bfactor_range_a2=(-120.0, -80.0),
+              lowpass_percentile_range=(20.0, 30.0), p_global_bfactor=1.0,
+              global_bfactor_range_a2=(-120.0, -80.0),
               p_solvent_flatten=1.0, p_flatten_halves=0.0, p_fsc_weighting=0.0, voxel_size_range_a=(1.0, 1.1),
               snr_range=(1.0, 3.0))
 
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> None:
         item = example_to_item(ex, "map", 1.0, 1.5)
         m = item["mask"].bool()
         truth = item["truth"][m]
-        row = {"map": i, "lowpass_a": ex.info["global_lowpass_a"], "butterworth_order": ex.info["butterworth_order"],
+        row = {"map": i, "lowpass_a": ex.info["global_lowpass_a"],
+               "butterworth_order": ex.info["butterworth_order"],
                "global_bfactor_a2": ex.info["global_bfactor_a2"], "truth_median_a": float(truth.median())}
         with torch.no_grad():
             for c, net in nets.items():
@@ -69,7 +70,11 @@ def main(argv: list[str] | None = None) -> None:
                 row[f"mae_a[{c}]"] = float((pred - truth).abs().mean())
         rows.append(row)
         log.info("%s", row)
-    summary = {c: {"median_error_a": float(np.median([r[f"median_a[{c}]"] - r["truth_median_a"] for r in rows])),
+
+    def median_error(c: str) -> float:
+        return float(np.median([r[f"median_a[{c}]"] - r["truth_median_a"] for r in rows]))
+
+    summary = {c: {"median_error_a": median_error(c),
                    "mae_a": float(np.mean([r[f"mae_a[{c}]"] for r in rows]))} for c in args.checkpoints}
     cmd = "python -m locres.bench.deposited_filters --shards " + args.shards + " --checkpoints " + " ".join(
         args.checkpoints) + f" --maps {args.maps} --seed {args.seed}"

@@ -72,7 +72,8 @@ def run_ours(h1: np.ndarray, h2: np.ndarray, **extra) -> tuple[np.ndarray, np.nd
                                         "loadavg_after": _load(), "sweep_steps": len(out.info["sweep"])}
 
 
-def agreement(ours: np.ndarray, ref: np.ndarray, both: np.ndarray, inside: np.ndarray, truth: np.ndarray) -> dict:
+def agreement(ours: np.ndarray, ref: np.ndarray, both: np.ndarray, inside: np.ndarray,
+              truth: np.ndarray) -> dict:
     return {
         "median_abs_diff_a": float(np.median(np.abs(ours[both] - ref[both]))),
         "spearman": float(spearmanr(ours[both][::7], ref[both][::7]).statistic),

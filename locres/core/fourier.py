@@ -61,6 +61,23 @@ def shell_sums(values: np.ndarray, index: np.ndarray, n_shells: int, weights: np
     return np.bincount(index.ravel(), weights=(values * w).ravel(), minlength=n_shells + 1)[:n_shells]
 
 
+def shell_fsc_of_spectra(spec1: np.ndarray, spec2: np.ndarray, shape_zyx: tuple[int, ...],
+                         voxel_size_a: float) -> tuple[np.ndarray, np.ndarray]:
+    """Shell FSC of two rFFT spectra of ``shape_zyx``: (fsc, coefficients per shell), shells to Nyquist.
+
+    Shells with no power read 0. The one FSC sum of the project (:func:`locres.methods.fsc.fsc_raw`, the
+    training maps' figure-of-merit weighting).
+    """
+    idx, n_shells = shell_index(tuple(shape_zyx), voxel_size_a)
+    w = rfft_weights(tuple(shape_zyx))
+    cross = shell_sums((spec1 * np.conj(spec2)).real, idx, n_shells, w)
+    p1 = shell_sums(np.abs(spec1) ** 2, idx, n_shells, w)
+    p2 = shell_sums(np.abs(spec2) ** 2, idx, n_shells, w)
+    n = shell_sums(np.ones(idx.shape), idx, n_shells, w)
+    denom = np.sqrt(p1 * p2)
+    return np.divide(cross, denom, out=np.zeros_like(cross), where=denom > 0), n
+
+
 def resolution_at_threshold(freq_per_a: np.ndarray, fsc: np.ndarray, threshold: float | np.ndarray) -> float:
     """Resolution (Angstrom) where ``fsc`` first falls below ``threshold``, interpolated between shells.
 

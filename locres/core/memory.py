@@ -36,7 +36,8 @@ def reuse_freed_memory(keep_bytes: int = 1 << 30) -> bool:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
             gnu = getattr(libc, "gnu_get_libc_version", None)
             if gnu is not None and hasattr(libc, "mallopt"):
-                ok = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, int(keep_bytes)))
+                ok = bool(libc.mallopt(M_MMAP_MAX, 0))
+                ok = ok and bool(libc.mallopt(M_TRIM_THRESHOLD, int(keep_bytes)))
         except (OSError, AttributeError):
             ok = False
     _DONE.append(ok)

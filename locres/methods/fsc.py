@@ -26,9 +26,7 @@ import numpy as np
 from locres.core.fourier import (
     frequency_grid_per_a,
     resolution_at_threshold,
-    rfft_weights,
-    shell_index,
-    shell_sums,
+    shell_fsc_of_spectra,
     shell_width_per_a,
 )
 from locres.errors import LocresError
@@ -108,15 +106,8 @@ def fsc_raw(half1: np.ndarray, half2: np.ndarray,
     _check_pair(half1, half2, voxel_size_a)
     f1 = np.fft.rfftn(np.asarray(half1, dtype=np.float64))
     f2 = np.fft.rfftn(np.asarray(half2, dtype=np.float64))
-    idx, n_shells = shell_index(half1.shape, voxel_size_a)
-    w = rfft_weights(half1.shape)
-    cross = shell_sums((f1 * np.conj(f2)).real, idx, n_shells, w)
-    p1 = shell_sums(np.abs(f1) ** 2, idx, n_shells, w)
-    p2 = shell_sums(np.abs(f2) ** 2, idx, n_shells, w)
-    n = shell_sums(np.ones(idx.shape), idx, n_shells, w)
-    denom = np.sqrt(p1 * p2)
-    fsc = np.divide(cross, denom, out=np.zeros_like(cross), where=denom > 0)
-    freq = np.arange(n_shells) * shell_width_per_a(half1.shape, voxel_size_a)
+    fsc, n = shell_fsc_of_spectra(f1, f2, half1.shape, voxel_size_a)
+    freq = np.arange(fsc.size) * shell_width_per_a(half1.shape, voxel_size_a)
     return freq, fsc, n
 
 

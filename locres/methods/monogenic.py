@@ -76,7 +76,8 @@ class FourierGrid:
         u_k / |u| for k = z, y, x (0 at DC): the Riesz transform multiplies the spectrum by -i times these.
     """
 
-    def __init__(self, shape_zyx: tuple[int, int, int], device: torch.device | str = "cpu", riesz: bool = True):
+    def __init__(self, shape_zyx: tuple[int, int, int], device: torch.device | str = "cpu",
+                 riesz: bool = True):
         self.shape = tuple(int(n) for n in shape_zyx)
         self.device = torch.device(device)
         nz, ny, nx = self.shape
@@ -390,7 +391,9 @@ class PackedMonogenic:
     def _amplitude(self, products: tuple[torch.Tensor, torch.Tensor], hp: torch.Tensor) -> torch.Tensor:
         amp = None
         for prod in products:  # s + i r_x, then r_z + i r_y: amp = sqrt(s^2 + r_x^2 + r_z^2 + r_y^2)
-            c = torch.view_as_real(torch.fft.ifftn(torch.view_as_complex(torch.view_as_real(prod) * hp[..., None])))
+            filtered = torch.view_as_complex(torch.view_as_real(prod) * hp[..., None])
+            c = torch.view_as_real(torch.fft.ifftn(filtered))
+            del filtered
             if amp is None:
                 amp = c[..., 0].square()
             else:

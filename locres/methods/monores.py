@@ -30,7 +30,8 @@ Departures from the reference, each deliberate:
 Speed: the amplitudes come from :class:`~locres.methods.monogenic.PackedMonogenic` (full complex FFTs
 carrying two real outputs each, four per band for the map and the half difference plus a real low pass
 of each, two and a real low pass for one map, instead of twelve and six real ones; torch's inverse real
-FFT of a whole spectrum costs as much as a complex one of the same grid), and the sweep keeps its per-voxel state for the signal voxels only. Same maps as the real-FFT path
+FFT of a whole spectrum costs as much as a complex one of the same grid), and the sweep keeps its
+per-voxel state for the signal voxels only. Same maps as the real-FFT path
 to float rounding (a voxel at a threshold tie may move one sweep step).
 """
 

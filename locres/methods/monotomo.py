@@ -371,7 +371,8 @@ def estimate_monotomo(half1: np.ndarray, half2: np.ndarray, voxel_size_a: float,
                       step_a: float | None = None, significance: float = 0.95, tile_px: int | None = None,
                       border_px: int = 10, control_points: int = 8, smooth: bool = True,
                       sweep_grid: str = "z", bands_per_batch: int | None = None,
-                      riesz_y: str = "u_y", noise_surface: str = "region", device: str = "cpu") -> LocalResolution:
+                      riesz_y: str = "u_y", noise_surface: str = "region",
+                      device: str = "cpu") -> LocalResolution:
     """MonoTomo local resolution (Angstrom, (Z, Y, X) float32; the border holds 0).
 
     Parameters

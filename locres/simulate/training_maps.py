@@ -39,9 +39,10 @@ from locres.core.fourier import (
     frequency_grid_per_a,
     raised_cosine_lowpass_transfer,
     rfft_weights,
+    shell_fsc_of_spectra,
     shell_index,
-    shell_width_per_a,
     shell_sums,
+    shell_width_per_a,
 )
 from locres.core.maps import to_model_grid
 from locres.errors import LocresError
@@ -214,11 +215,8 @@ def fsc_weighted_halves(
     """
     shape = half1.shape
     f1, f2 = sfft.rfftn(half1.astype(np.float64)), sfft.rfftn(half2.astype(np.float64))
-    idx, n_shells = shell_index(shape, voxel_size_a)
-    w = rfft_weights(shape)
-    cross = shell_sums((f1 * np.conj(f2)).real, idx, n_shells, w)
-    denom = np.sqrt(shell_sums(np.abs(f1) ** 2, idx, n_shells, w) * shell_sums(np.abs(f2) ** 2, idx, n_shells, w))
-    fsc = np.divide(cross, denom, out=np.zeros_like(cross), where=denom > 0)
+    fsc, _ = shell_fsc_of_spectra(f1, f2, shape, voxel_size_a)
+    idx, _ = shell_index(shape, voxel_size_a)
     weight = np.sqrt(np.clip(2.0 * fsc / (1.0 + np.maximum(fsc, 0.0)), 0.0, 1.0))
     weight[0] = 1.0
     w3 = np.append(weight, 0.0)[idx]  # beyond Nyquist (the box's corners): 0
@@ -307,7 +305,9 @@ def make_training_example(
         if recipe.p_soft_lowpass > 0 and rng.random() < recipe.p_soft_lowpass:
             butterworth_order = float(rng.uniform(*recipe.butterworth_order_range))
             lp = butterworth_lowpass_transfer(freq3, lowpass_a, butterworth_order)
-            floor_a = butterworth_floor_resolution_a(lowpass_a, butterworth_order, recipe.soft_lowpass_power_floor)
+            floor_a = butterworth_floor_resolution_a(
+                lowpass_a, butterworth_order, recipe.soft_lowpass_power_floor
+            )
         else:
             lp = raised_cosine_lowpass_transfer(freq3, lowpass_a, v)
             floor_a = lowpass_a

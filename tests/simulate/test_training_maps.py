@@ -88,7 +88,7 @@ def test_soft_lowpass_keeps_a_falling_tail_and_clips_the_truth_at_its_power_floo
     f = frequency_grid_per_a(soft.half1.shape, 1.0)
     near = spec[(f > 1.0 / r) & (f < 1.15 / r)].mean()
     below = spec[(f > 0.8 / r) & (f < 0.95 / r)].mean()
-    assert 1e-4 * below < near < 0.5 * below  # power past the cut: weaker, not gone (unlike the raised cosine)
+    assert 1e-4 * below < near < 0.5 * below  # past the cut: weaker, not gone (unlike the raised cosine)
 
 
 def test_fsc_weighting_is_a_common_filter_that_leaves_the_fsc_and_the_truth(densities):
