@@ -19,9 +19,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from locres.data.dense import StructurePool, example_to_item
-from locres.data.shards import read_manifests
-from locres.data.splits import split_of
+from locres.bench.deepres2 import test_pool
+from locres.data.dense import example_to_item
 from locres.io.atomic import atomic_write_json
 from locres.io.checkpoints import load_deepres
 from locres.simulate.training_maps import TrainingMapRecipe, make_training_example
@@ -49,9 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     rec = OmegaConf.to_container(OmegaConf.load(Path(__file__).parents[2] / "configs/data/dense.yaml").recipe)
     rec = {k: (tuple(v) if isinstance(v, list) else v) for k, v in rec.items()}
     recipe = TrainingMapRecipe(**{**rec, **FORCED})
-    man = read_manifests(args.shards)
-    names = sorted(e for e in man["shards"] if split_of(e, 0.1, 0.1) == "test")
-    pool = StructurePool([Path(args.shards) / man["shards"][e]["file"] for e in names])
+    pool, names = test_pool(args.shards)
     nets = {c: load_deepres(c)[0].eval() for c in args.checkpoints}
     rng = np.random.default_rng(args.seed)
     rows = []
