@@ -226,6 +226,30 @@ def _summaries(res: np.ndarray, dirs: np.ndarray, radial_vec: np.ndarray, z_crit
     return out
 
 
+class NoiseConeGeometry:
+    """The real-space double cone around a direction that MonoDir draws its noise from, tested as the
+    reference does, in double precision: the angle between the voxel's vector from the box centre (N/2
+    exactly) and the direction, ``acos((y dy + x dx + z dz) / r)``, below the cone angle or above pi minus
+    it. Voxels exactly on the cone (e.g. (3, 3, 0) for a 45 degree cone around z, common on an integer
+    grid) fall on the side the reference's rounding puts them; a float32 dot product put 136 of them per
+    axis direction on the other side of a 112^3 box."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.uz, self.uy, self.ux = [(np.arange(s, dtype=np.float64) - s * 0.5).reshape(
+            [-1 if a == b else 1 for b in range(3)]) for a, s in enumerate(shape)]
+        with np.errstate(divide="ignore"):
+            self.inv_radius = 1.0 / np.sqrt(self.ux**2 + self.uy**2 + self.uz**2)  # inf at the centre
+
+    def double_cone(self, rot_deg: float, tilt_deg: float, cone_deg: float) -> np.ndarray:
+        """bool (Z, Y, X): inside the double cone of half angle ``cone_deg`` around (rot, tilt)."""
+        rot, tilt = rot_deg * np.pi / 180, tilt_deg * np.pi / 180
+        x_dir, y_dir, z_dir = np.sin(tilt) * np.cos(rot), np.sin(tilt) * np.sin(rot), np.cos(tilt)
+        cone = np.pi * cone_deg / 180
+        with np.errstate(invalid="ignore"):  # the centre reads NaN and lies in no cone
+            angle = np.arccos((self.uy * y_dir + self.ux * x_dir + self.uz * z_dir) * self.inv_radius)
+        return (angle < cone) | (angle > np.pi - cone)
+
+
 @dataclass
 class NoiseRegion:
     """Solvent used as noise (bool (Z, Y, X)), the radii bounding it (voxels) and the guard band used."""
@@ -423,18 +447,15 @@ def estimate_monodir(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
     m_flat = np.flatnonzero(mask.ravel())
     m_idx = torch.from_numpy(m_flat).to(dev)
     radius = centred_radius(shape)
-    cz, cy, cx = [np.arange(s, dtype=np.float32) - 0.5 * s for s in shape]  # the noise cone's centre
-    pos = np.stack(np.meshgrid(cz, cy, cx, indexing="ij"), axis=-1)
-    unit = pos / np.maximum(np.linalg.norm(pos, axis=-1), 1e-6)[..., None]
+    cone_geometry = NoiseConeGeometry(shape)
     res_dir = torch.zeros((ndir, int(m_idx.numel())), dtype=torch.float32, device=dev)
     never = torch.zeros_like(res_dir, dtype=torch.bool)
     cos_cone = float(np.cos(np.deg2rad(cone_angle_deg)))
-    cos_noise = float(np.cos(np.deg2rad(noise_cone_deg)))
     norm_safe = grid.norm.clamp_min(1e-12)
     for k, d in enumerate(dirs):
         proj = (grid.component(0) * float(d[0]) + grid.component(1) * float(d[1])
                 + grid.component(2) * float(d[2])).abs() / norm_safe
-        noise_sel = region.solvent & (np.abs(unit @ d.astype(np.float32)) > cos_noise)
+        noise_sel = region.solvent & cone_geometry.double_cone(*rot_tilt[k], noise_cone_deg)
         if noise_sel.sum() < 50:
             noise_sel = region.solvent
         res, passed = direction_sweep(spec, grid, bands, (proj >= cos_cone).float(), taper, m_idx,

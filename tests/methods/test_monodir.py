@@ -191,3 +191,28 @@ def test_cliff_radius_and_noise_shell():
     np.testing.assert_array_equal(reg.solvent, (rad > 9) & (r <= n / 2 - 7) & ~mask)
     wide = monodir.monodir_noise_region(vol, mask, 1.0, 18.0, None, False, volume_radius_px=100)
     np.testing.assert_array_equal(wide.solvent, (rad > 9) & (r < n // 2) & ~mask)  # the taper band too
+
+
+def test_noise_cone_is_the_references_double_precision_angle_test():
+    """Voxels exactly on the 45 degree cone (e.g. (3, 3, 0) around z) fall where the reference's
+    acos(dot / r) < cone puts them; every voxel of a small box agrees with a plain loop."""
+    import math
+
+    shape = (10, 12, 8)
+    geo = monodir.NoiseConeGeometry(shape)
+    for rot, tilt in [(0.0, 0.0), (90.0, 90.0), (180.0, -26.565058), (108.0, 63.434965)]:
+        got = geo.double_cone(rot, tilt, 45.0)
+        xd = math.sin(tilt * math.pi / 180) * math.cos(rot * math.pi / 180)
+        yd = math.sin(tilt * math.pi / 180) * math.sin(rot * math.pi / 180)
+        zd = math.cos(tilt * math.pi / 180)
+        want = np.zeros(shape, bool)
+        for k, i, j in np.ndindex(*shape):
+            uz, uy, ux = k - shape[0] * 0.5, i - shape[1] * 0.5, j - shape[2] * 0.5
+            r = math.sqrt(ux * ux + uy * uy + uz * uz)
+            if r == 0:
+                continue
+            a = math.acos(max(-1.0, min(1.0, (uy * yd + ux * xd + uz * zd) * (1 / r))))
+            want[k, i, j] = a < math.pi / 4 or a > math.pi - math.pi / 4
+        assert np.array_equal(got, want), (rot, tilt)
+    cone = geo.double_cone(0.0, 0.0, 45.0)
+    assert cone[0, 6, 4] and cone[9, 6, 4] and not cone[5, 0, 4]  # along z both ways; not across it
