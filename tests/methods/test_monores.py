@@ -140,15 +140,43 @@ def test_noise_only_in_halves_takes_the_noise_from_the_mask_only():
     assert np.array_equal(both.noise, valid)
 
 
+def test_half_maps_default_to_the_reference_programs_refined_mode_and_fall_back_on_flattened_halves():
+    h1, h2, mask = atom_map((40, 40, 40), 1.0, 5.0, 10, 0.3, seed=8)
+    out = monores.run(MethodInputs(1.0, half1=h1, half2=h2, mask=mask))
+    assert out.info["noise_only_in_halves"] is False and out.info["why_noise_only_in_halves"] is None
+    assert out.info["noise_voxels"] > mask.sum()  # mask and solvent
+    # solvent-flattened half maps (background set to one constant): their difference is 0 outside the mask
+    f1, f2 = np.where(mask, h1, 0.1).astype(np.float32), np.where(mask, h2, 0.1).astype(np.float32)
+    flat = monores.run(MethodInputs(1.0, half1=f1, half2=f2, mask=mask))
+    assert flat.info["noise_only_in_halves"] is True and flat.info["why_noise_only_in_halves"]
+    assert flat.info["noise_voxels"] <= mask.sum()
+    only = monores.run(MethodInputs(1.0, half1=f1, half2=f2, mask=mask), noise_only_in_halves=True)
+    np.testing.assert_array_equal(flat.resolution_a, only.resolution_a)  # the flag's answer exactly
+
+
+def test_a_half_difference_flat_outside_the_mask_keeps_the_solvent_out_of_the_noise():
+    rng = np.random.default_rng(0)
+    r = centred_radius((32, 32, 32))
+    mask, solvent = r < 8, (r >= 8) & (r < 15)
+    noise = rng.normal(size=r.shape).astype(np.float32)
+    assert monores.solvent_unusable_for_half_map_noise(solvent, mask, noise) is None
+    assert "flat" in monores.solvent_unusable_for_half_map_noise(solvent, mask, np.where(mask, noise, 0.3))
+    few = np.zeros_like(solvent)
+    few.ravel()[np.flatnonzero(solvent)[:99]] = True  # 99 solvent voxels
+    assert "fewer than 100" in monores.solvent_unusable_for_half_map_noise(few, mask, noise)
+
+
 def test_voxels_that_never_pass_are_counted_and_left_unestimated():
     # signal only in a 6 px ball; the mask reaches 19 px: its outer voxels hold noise alone
     h1, h2, _ = atom_map((44, 44, 44), 1.0, 5.0, 6, 0.3, seed=7)
     r = centred_radius(h1.shape)
     mask = r < 19
     empty = mask & (r >= 15)
-    default = monores.run(MethodInputs(1.0, half1=h1, half2=h2, mask=mask), max_resolution_a=8.0)
+    # noise from the mask only: without the refinement the empty shell stays in the signal
+    default = monores.run(MethodInputs(1.0, half1=h1, half2=h2, mask=mask), max_resolution_a=8.0,
+                          noise_only_in_halves=True)
     kept = monores.run(MethodInputs(1.0, half1=h1, half2=h2, mask=mask), max_resolution_a=8.0,
-                       keep_never_passed=True)
+                       keep_never_passed=True, noise_only_in_halves=True)
     n_never = default.info["never_passed_voxels"]
     assert n_never == kept.info["never_passed_voxels"] >= 0.7 * empty.sum()
     assert (default.mask & empty).sum() < 0.3 * empty.sum()  # the empty shell is mostly not estimated
@@ -157,5 +185,5 @@ def test_voxels_that_never_pass_are_counted_and_left_unestimated():
     start = kept.info["sweep"][0]["resolution_a"]
     gained = kept.mask & ~default.mask
     raw = monores.run(MethodInputs(1.0, half1=h1, half2=h2, mask=mask), max_resolution_a=8.0,
-                      keep_never_passed=True, smooth=False)
+                      keep_never_passed=True, smooth=False, noise_only_in_halves=True)
     np.testing.assert_allclose(raw.resolution_a[gained], start, atol=1e-4)
