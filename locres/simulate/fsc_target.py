@@ -12,10 +12,21 @@ Nyquist when it never does.
 A global isotropic filter multiplies S and N alike, so it is left out on purpose: a sharpened or
 blurred map keeps the truth of the unfiltered one.
 
+The signal is also local in amount: a voxel at the molecule's thin periphery, or in a loop among
+solvent, has less density around it than one in a packed core, so a local FSC there sees a lower SSNR
+at the same filter. :func:`local_signal_fraction` measures that from the clean density: ``rho(x)``, the
+clean density's power finer than 10 A (the atoms, not the molecular envelope) averaged in a Gaussian
+window around x, against its mean over the molecule (the normalisation of ``P``); the local signal
+spectrum is then ``rho(x) P(f) |H_x(f)|^2``. This keeps ``P``'s shape and scales its level, which is the
+first-order effect (how much molecule the window holds); a window of 0 leaves ``rho = 1`` everywhere
+(the first DeepRes 2 models' target, ``../shared/specs/fsc_target.md`` as written, which takes ``P``
+over the whole molecule).
+
 Blends are handled exactly on a ladder: voxel x sits at fractional position ``p(x)`` between rungs
 ``k = floor(p)`` and ``k + 1`` with weight ``t = p - k``, its transfer is ``(1 - t) H_k + t H_{k+1}``,
 and :func:`crossing_table_a` tabulates the crossing of that blend on a fine grid of ``t`` for every
-pair of rungs, so :func:`truth_from_ladder_position_a` only interpolates a table.
+pair of rungs (and, with a local signal fraction, on a grid of ``rho``), so
+:func:`truth_from_ladder_position_a` only interpolates a table.
 """
 
 from __future__ import annotations
@@ -32,6 +43,8 @@ from locres.core.fourier import (
 from locres.errors import LocresError
 
 DEFAULT_THRESHOLD = 0.143
+SIGNAL_FRACTIONS = np.geomspace(1.0 / 64.0, 16.0, 31)  # the rho grid of the tables; rho is clipped to it
+SIGNAL_HIGHPASS_A = 10.0
 
 
 def shell_power_per_voxel(
@@ -82,6 +95,62 @@ def fsc_crossing_a(
     return resolution_at_threshold(freq_per_a, expected_fsc(signal_power, noise_power), threshold)
 
 
+def local_signal_fraction(
+    clean: np.ndarray,
+    mask: np.ndarray,
+    voxel_size_a: float,
+    window_sigma_a: float,
+    highpass_a: float = SIGNAL_HIGHPASS_A,
+) -> np.ndarray:
+    """How much signal the neighbourhood of every voxel holds, against the molecule's mean (``rho(x)``).
+
+    Parameters
+    ----------
+    clean : (z, y, x) clean density (no noise, no filter).
+    mask : bool, same shape: the molecule (the volume ``P`` is spread over).
+    voxel_size_a : Angstrom.
+    window_sigma_a : standard deviation (Angstrom) of the Gaussian window; 0 gives 1 everywhere.
+    highpass_a : only detail finer than this counts (a raised-cosine high pass), so the molecular
+        envelope's low-frequency power does not dominate.
+
+    Returns
+    -------
+    (z, y, x) float32, clipped to the range of ``SIGNAL_FRACTIONS``: the windowed mean of the high-passed
+    density squared, divided by its sum over the box per mask voxel (so a box-filling molecule reads 1).
+    """
+    if window_sigma_a <= 0:
+        return np.ones(clean.shape, np.float32)
+    m = np.asarray(mask, bool)
+    if not m.any():
+        raise LocresError("the molecular mask is empty: no local signal to measure")
+    from locres.core.fourier import frequency_grid_per_a, raised_cosine_lowpass_transfer
+
+    f = frequency_grid_per_a(clean.shape, voxel_size_a)
+    high = 1.0 - raised_cosine_lowpass_transfer(f, highpass_a, voxel_size_a)
+    c = np.fft.irfftn(np.fft.rfftn(np.asarray(clean, np.float64)) * high, s=clean.shape)
+    power = c * c
+    window = np.exp(-2.0 * (np.pi * window_sigma_a * f) ** 2)
+    local = np.fft.irfftn(np.fft.rfftn(power) * window, s=clean.shape)
+    mean = float(power.sum()) / float(m.sum())
+    if not mean > 0:
+        raise LocresError("the clean density holds no detail finer than the high pass")
+    return np.clip(local / mean, SIGNAL_FRACTIONS[0], SIGNAL_FRACTIONS[-1]).astype(np.float32)
+
+
+def _crossing_rows_a(freq: np.ndarray, fsc: np.ndarray, threshold: float) -> np.ndarray:
+    """:func:`resolution_at_threshold` for every row of ``fsc`` (rows, shells) at once."""
+    below = fsc[:, 1:] < threshold
+    any_below = below.any(axis=1)
+    i = np.argmax(below, axis=1) + 1
+    rows = np.arange(len(fsc))
+    d0 = fsc[rows, i - 1] - threshold
+    d1 = fsc[rows, i] - threshold
+    t = np.divide(d0, d0 - d1, out=np.zeros_like(d0), where=d0 != d1)
+    f = freq[i - 1] + t * (freq[i] - freq[i - 1])
+    f = np.where(i == 1, freq[1], f)
+    return np.where(any_below, 1.0 / f, 1.0 / freq[-1])
+
+
 def crossing_table_a(
     freq_per_a: np.ndarray,
     clean_power: np.ndarray,
@@ -89,46 +158,71 @@ def crossing_table_a(
     transfers: np.ndarray,
     threshold: float = DEFAULT_THRESHOLD,
     n_steps: int = 33,
+    signal_fractions: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Expected-FSC crossing of every blend of neighbouring ladder rungs.
+    """Expected-FSC crossing of every blend of neighbouring ladder rungs (and every signal fraction).
 
     Parameters
     ----------
     freq_per_a, clean_power, noise_power : (n_shells,) from :func:`shell_power_per_voxel`.
     transfers : (K, n_shells) radial transfer of each rung (amplitude, not power).
     n_steps : blend weights ``t = linspace(0, 1, n_steps)`` per pair of rungs.
+    signal_fractions : optional (R,) values of ``rho`` (:func:`local_signal_fraction`), increasing.
 
     Returns
     -------
-    (K - 1, n_steps) resolutions in Angstrom; row k holds ``(1 - t) H_k + t H_{k+1}``. A one-rung ladder
-    gives a (1, n_steps) table of its single value.
+    (K - 1, n_steps) resolutions in Angstrom, or (K - 1, n_steps, R) with ``signal_fractions``; row k
+    holds ``(1 - t) H_k + t H_{k+1}``. A one-rung ladder gives one row of its single value.
     """
     h = np.asarray(transfers, dtype=np.float64)
     if h.ndim != 2 or h.shape[1] != len(freq_per_a):
         raise LocresError(f"transfers must be (K, {len(freq_per_a)}), got {h.shape}")
     if len(h) == 1:
         h = np.concatenate([h, h])
+    freq = np.asarray(freq_per_a, dtype=np.float64)
+    rho = np.ones(1) if signal_fractions is None else np.asarray(signal_fractions, dtype=np.float64)
+    noise = np.asarray(noise_power, dtype=np.float64)
     t = np.linspace(0.0, 1.0, n_steps)
-    table = np.empty((len(h) - 1, n_steps))
+    table = np.empty((len(h) - 1, n_steps, len(rho)))
     for k in range(len(h) - 1):
-        for j, tj in enumerate(t):
-            blend = (1.0 - tj) * h[k] + tj * h[k + 1]
-            table[k, j] = fsc_crossing_a(freq_per_a, clean_power * blend**2, noise_power, threshold)
-    return table
+        blend = (1.0 - t[:, None]) * h[k] + t[:, None] * h[k + 1]  # (n_steps, n_shells)
+        signal = rho[None, :, None] * (np.asarray(clean_power) * blend**2)[:, None, :]  # (n_steps, R, shells)
+        fsc = expected_fsc(signal, np.broadcast_to(noise, signal.shape))
+        table[k] = _crossing_rows_a(freq, fsc.reshape(-1, len(freq)), threshold).reshape(n_steps, len(rho))
+    return table[..., 0] if signal_fractions is None else table
 
 
-def truth_from_ladder_position_a(position: np.ndarray, table_a: np.ndarray) -> np.ndarray:
+def truth_from_ladder_position_a(
+    position: np.ndarray,
+    table_a: np.ndarray,
+    signal_fraction: np.ndarray | None = None,
+    signal_fractions: np.ndarray | None = None,
+) -> np.ndarray:
     """Look up the truth (Angstrom) of every voxel from its fractional ladder position.
 
     ``position`` in [0, K - 1] (K rungs); ``table_a`` from :func:`crossing_table_a`. Interpolation is
-    linear in frequency (1 / resolution) between the tabulated blend weights.
+    linear in frequency (1 / resolution) between the tabulated blend weights and, given the voxels'
+    ``signal_fraction`` and the table's ``signal_fractions`` grid, linear in log rho between its values.
     """
-    n_pairs, n_steps = table_a.shape
+    inv = 1.0 / np.asarray(table_a, dtype=np.float64)
+    if signal_fraction is not None:
+        grid = np.log(np.asarray(signal_fractions, dtype=np.float64))
+        g = np.interp(np.log(np.asarray(signal_fraction, np.float64)), grid, np.arange(len(grid)))
+        lo = np.minimum(np.floor(g).astype(np.int64), len(grid) - 2)
+        w = g - lo
+    elif inv.ndim == 3:
+        raise LocresError("a table over signal fractions needs every voxel's signal_fraction")
+    n_pairs, n_steps = inv.shape[:2]
     p = np.clip(np.asarray(position, dtype=np.float64), 0.0, float(n_pairs))
     k = np.minimum(np.floor(p).astype(np.int64), n_pairs - 1)
     u = (p - k) * (n_steps - 1)
     j = np.minimum(np.floor(u).astype(np.int64), n_steps - 2)
     frac = u - j
-    inv = 1.0 / table_a
-    f = (1.0 - frac) * inv[k, j] + frac * inv[k, j + 1]
+
+    def at(jj):
+        if signal_fraction is None:
+            return inv[k, jj]
+        return (1.0 - w) * inv[k, jj, lo] + w * inv[k, jj, lo + 1]
+
+    f = (1.0 - frac) * at(j) + frac * at(j + 1)
     return (1.0 / f).astype(np.float32)

@@ -17,7 +17,9 @@ data_prep shards) :func:`make_training_example` builds, at a random voxel size:
    random intensity scale and offset.
 
 The truth is :mod:`locres.simulate.fsc_target`'s: from the clean density's power spectrum inside the
-molecular mask, the local transfer and the noise power spectrum. Steps 4 and 5 leave it unchanged, as
+molecular mask, scaled at each voxel by how much signal its neighbourhood holds (``signal_window_a``,
+the local signal fraction; 0 for the first models' whole-molecule spectrum), the local transfer and
+the noise power spectrum. Steps 4 and 5 leave it unchanged, as
 they should: a global filter changes no signal-to-noise ratio, flattening changes nothing inside the
 mask (only no voxel reads finer than where a global filter leaves nothing: the truth is clipped at a
 raised cosine's cut, where a Butterworth's power falls below ``soft_lowpass_power_floor`` and where
@@ -46,7 +48,13 @@ from locres.core.fourier import (
 )
 from locres.core.maps import to_model_grid
 from locres.errors import LocresError
-from locres.simulate.fsc_target import crossing_table_a, shell_power_per_voxel, truth_from_ladder_position_a
+from locres.simulate.fsc_target import (
+    SIGNAL_FRACTIONS,
+    crossing_table_a,
+    local_signal_fraction,
+    shell_power_per_voxel,
+    truth_from_ladder_position_a,
+)
 from locres.simulate.noise import make_noise, mean_power_of_transfer, noise_sigma_for_snr, noise_transfer
 from locres.simulate.phantom import PATTERNS, truth_field
 
@@ -82,6 +90,7 @@ class TrainingMapRecipe:
     p_flatten_halves: float = 0.1
     scale_range: tuple[float, float] = (0.1, 10.0)
     threshold: float = 0.143
+    signal_window_a: float = 5.0  # Gaussian sigma of the local signal fraction (fsc_target); 0: rho = 1
     truth_range_a: tuple[float, float] = (2.0, 20.0)
 
     def __post_init__(self):
@@ -278,10 +287,16 @@ def make_training_example(
 
     freq, clean_power = shell_power_per_voxel(clean, v, n_voxels=float(mask.sum()))
     noise_power = noise_shell_power(shape, v, sigma_half, t_noise)
-    table = crossing_table_a(
-        freq, clean_power, noise_power, ladder_transfers(kind, freq, v, rungs), recipe.threshold
-    )
-    truth = np.clip(truth_from_ladder_position_a(position, table), *recipe.truth_range_a)
+    transfers = ladder_transfers(kind, freq, v, rungs)
+    if recipe.signal_window_a > 0:
+        rho = local_signal_fraction(clean, mask, v, recipe.signal_window_a)
+        table = crossing_table_a(freq, clean_power, noise_power, transfers, recipe.threshold,
+                                 signal_fractions=SIGNAL_FRACTIONS)
+        truth = truth_from_ladder_position_a(position, table, rho, SIGNAL_FRACTIONS)
+    else:
+        table = crossing_table_a(freq, clean_power, noise_power, transfers, recipe.threshold)
+        truth = truth_from_ladder_position_a(position, table)
+    truth = np.clip(truth, *recipe.truth_range_a)
 
     # every random draw happens whatever is chosen, so switching one step off leaves the others as they were
     b_draw, use_b = (

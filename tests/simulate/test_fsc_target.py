@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 
 from locres.core.fourier import raised_cosine_lowpass_transfer
+from locres.errors import LocresError
 from locres.methods.fsc import fsc_curve
 from locres.simulate.fsc_target import (
+    SIGNAL_FRACTIONS,
     crossing_table_a,
     expected_fsc,
     fsc_crossing_a,
+    local_signal_fraction,
     shell_power_per_voxel,
     truth_from_ladder_position_a,
 )
@@ -78,3 +81,70 @@ def test_uniform_envelope_truth_matches_measured_half_map_fsc():
     measured = fsc_curve(h1, h2, v).resolution_a["0.143"]
     width = 1.0 / (64 * v)
     assert abs(1.0 / truth - 1.0 / measured) <= 1.5 * width
+
+
+def test_signal_fraction_table_at_one_is_the_plain_table_and_a_high_snr_cut_ignores_it():
+    freq, clean, noise = _spectra()
+    rungs = np.array([8.0, 6.0, 4.0])
+    h = np.stack([raised_cosine_lowpass_transfer(freq, r, 1.0) for r in rungs])
+    plain = crossing_table_a(freq, clean, noise, h)
+    fractions = SIGNAL_FRACTIONS
+    table = crossing_table_a(freq, clean, noise, h, signal_fractions=fractions)
+    assert table.shape == (2, 33, len(fractions))
+    one = int(np.argmin(np.abs(np.log(fractions))))
+    assert fractions[one] == pytest.approx(1.0)
+    np.testing.assert_allclose(table[..., one], plain, rtol=1e-12)
+    # rho scales the signal: rho with noise N is rho = 1 with noise N / rho
+    k, j, r = 1, 10, one - 6
+    blend = (1 - j / 32) * h[1] + (j / 32) * h[2]
+    assert table[k, j, r] == pytest.approx(fsc_crossing_a(freq, clean * blend**2, noise / fractions[r]))
+    pos = np.array([0.0, 1.0, 2.0])
+    for rho in (0.25, 1.0, 4.0):  # plenty of signal: the cut wins whatever the neighbourhood holds
+        got = truth_from_ladder_position_a(pos, table, np.full(3, rho), fractions)
+        np.testing.assert_allclose(got, rungs, rtol=0.06)
+
+
+def test_sparser_neighbourhood_reads_coarser_under_an_envelope():
+    freq, clean, _ = _spectra()
+    env = np.exp(-100.0 * freq**2 / 4.0)[None]
+    table = crossing_table_a(freq, clean, np.full(len(freq), 3e-3), env, signal_fractions=SIGNAL_FRACTIONS)
+    got = truth_from_ladder_position_a(np.zeros(3), table, np.array([0.2, 1.0, 5.0]), SIGNAL_FRACTIONS)
+    assert got[0] > got[1] > got[2]
+
+
+def test_signal_fraction_predicts_the_measured_fsc_of_a_dense_and_a_sparse_part():
+    """Two molecules side by side, one at 0.4 of the other's amplitude: each part's measured half-map FSC
+    crosses where the target puts it with that part's signal fraction (and not with rho = 1)."""
+    rng = np.random.default_rng(5)
+    v, n = 1.0, 48
+    dense = synthetic_density((n, n, n), v, rng, fill=0.42)
+    sparse = 0.4 * synthetic_density((n, n, n), v, rng, fill=0.42)
+    clean = np.concatenate([dense, sparse], axis=2)
+    mask = np.ones(clean.shape, bool)
+    rho = local_signal_fraction(clean, mask, v, 5.0)
+    assert rho[..., :n].mean() > 1.5 and rho[..., n:].mean() < 0.4
+    freq_box, power = shell_power_per_voxel(clean, v)
+    b, sigma = 30.0, 0.35 * float(dense.std())
+    from locres.core.fourier import apply_bfactor
+
+    s = apply_bfactor(clean, v, b)
+    h1, h2 = s + make_noise(s.shape, sigma, rng), s + make_noise(s.shape, sigma, rng)
+    env = np.exp(-b * freq_box**2 / 4.0)[None]
+    noise = np.full(len(freq_box), sigma**2)
+    table = crossing_table_a(freq_box, power, noise, env, signal_fractions=SIGNAL_FRACTIONS)
+    width, misses = 1.0 / (n * v), []
+    for part in (slice(0, n), slice(n, 2 * n)):
+        measured = fsc_curve(h1[..., part], h2[..., part], v).resolution_a["0.143"]
+        predicted = truth_from_ladder_position_a(np.zeros(1), table, np.array([rho[..., part].mean()]),
+                                                 SIGNAL_FRACTIONS)[0]
+        plain = truth_from_ladder_position_a(np.zeros(1), table, np.ones(1), SIGNAL_FRACTIONS)[0]
+        assert abs(1.0 / predicted - 1.0 / measured) <= 1.5 * width
+        misses.append(abs(1.0 / plain - 1.0 / measured) / width)
+    assert max(misses) > 2.0  # the whole-molecule spectrum (rho = 1) misses the sparse part by shells
+
+
+def test_signal_fraction_without_a_window_is_one_and_an_empty_mask_is_refused():
+    d = np.random.default_rng(0).normal(size=(16, 16, 16)).astype(np.float32)
+    np.testing.assert_array_equal(local_signal_fraction(d, np.ones(d.shape, bool), 1.0, 0.0), 1.0)
+    with pytest.raises(LocresError, match="mask is empty"):
+        local_signal_fraction(d, np.zeros(d.shape, bool), 1.0, 5.0)

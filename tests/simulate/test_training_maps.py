@@ -118,6 +118,21 @@ def test_high_snr_cut_truth_follows_the_cut_and_noise_coarsens_it(densities):
     assert np.median(noisy.truth_a[noisy.mask]) > np.median(t) + 0.5
 
 
+def test_envelope_truth_is_coarser_where_the_neighbourhood_holds_less_signal(densities):
+    """Uniform local B: the truth varies only with the local signal fraction, coarser at the rim."""
+    from scipy import ndimage
+
+    kw = dict(p_envelope=1.0, patterns=("uniform",), snr_range=(1.0, 1.0))
+    plain = _example(densities, seed=2, signal_window_a=0.0, **kw)
+    local = _example(densities, seed=2, signal_window_a=5.0, **kw)
+    np.testing.assert_array_equal(local.map, plain.map)  # the same map: only the truth changed
+    m = plain.mask
+    assert np.ptp(plain.truth_a[m]) < 0.05  # one ladder position, one signal level: one value
+    rim = m & ~ndimage.binary_erosion(m, iterations=2)
+    core = ndimage.binary_erosion(m, iterations=4)
+    assert np.median(local.truth_a[rim]) > np.median(local.truth_a[core]) + 0.2
+
+
 def test_recipe_refuses_bad_ranges():
     from locres.errors import LocresError
 
