@@ -125,13 +125,16 @@ def local_signal_fraction(
         raise LocresError("the molecular mask is empty: no local signal to measure")
     from locres.core.fourier import frequency_grid_per_a, raised_cosine_lowpass_transfer
 
+    import scipy.fft as sfft
+
+    # single precision (scipy's FFT keeps it): rho only needs a few digits, and it is made for every map
     f = frequency_grid_per_a(clean.shape, voxel_size_a)
     high = 1.0 - raised_cosine_lowpass_transfer(f, highpass_a, voxel_size_a)
-    c = np.fft.irfftn(np.fft.rfftn(np.asarray(clean, np.float64)) * high, s=clean.shape)
+    c = sfft.irfftn(sfft.rfftn(np.asarray(clean, np.float32)) * high, s=clean.shape)
     power = c * c
-    window = np.exp(-2.0 * (np.pi * window_sigma_a * f) ** 2)
-    local = np.fft.irfftn(np.fft.rfftn(power) * window, s=clean.shape)
-    mean = float(power.sum()) / float(m.sum())
+    window = np.exp(-2.0 * (np.pi * window_sigma_a * f) ** 2).astype(np.float32)
+    local = sfft.irfftn(sfft.rfftn(power) * window, s=clean.shape)
+    mean = float(power.sum(dtype=np.float64)) / float(m.sum())
     if not mean > 0:
         raise LocresError("the clean density holds no detail finer than the high pass")
     return np.clip(local / mean, SIGNAL_FRACTIONS[0], SIGNAL_FRACTIONS[-1]).astype(np.float32)

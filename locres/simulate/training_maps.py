@@ -210,7 +210,8 @@ def noise_shell_power(
 
 def global_filter(freq_per_a: np.ndarray, bfactor_a2: float, max_gain: float) -> np.ndarray:
     """Global B-factor transfer exp(-B s^2 / 4), its sharpening gain capped at ``max_gain``."""
-    return np.minimum(np.exp(-bfactor_a2 * freq_per_a**2 / 4.0), max_gain).astype(np.float32)
+    exponent = np.minimum(-bfactor_a2 * freq_per_a**2 / 4.0, np.log(max_gain))  # capped before exp: no overflow
+    return np.exp(exponent).astype(np.float32)
 
 
 def fsc_weighted_halves(
