@@ -32,8 +32,11 @@ pair of rungs (and, with a local signal fraction, on a grid of ``rho``), so
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft as sfft
 
 from locres.core.fourier import (
+    frequency_grid_per_a,
+    raised_cosine_lowpass_transfer,
     resolution_at_threshold,
     rfft_weights,
     shell_index,
@@ -123,10 +126,6 @@ def local_signal_fraction(
     m = np.asarray(mask, bool)
     if not m.any():
         raise LocresError("the molecular mask is empty: no local signal to measure")
-    from locres.core.fourier import frequency_grid_per_a, raised_cosine_lowpass_transfer
-
-    import scipy.fft as sfft
-
     # single precision (scipy's FFT keeps it): rho only needs a few digits, and it is made for every map
     f = frequency_grid_per_a(clean.shape, voxel_size_a)
     high = 1.0 - raised_cosine_lowpass_transfer(f, highpass_a, voxel_size_a)
