@@ -210,7 +210,7 @@ def noise_shell_power(
 
 def global_filter(freq_per_a: np.ndarray, bfactor_a2: float, max_gain: float) -> np.ndarray:
     """Global B-factor transfer exp(-B s^2 / 4), its sharpening gain capped at ``max_gain``."""
-    exponent = np.minimum(-bfactor_a2 * freq_per_a**2 / 4.0, np.log(max_gain))  # capped before exp: no overflow
+    exponent = np.minimum(-bfactor_a2 * freq_per_a**2 / 4.0, np.log(max_gain))  # capped before exp
     return np.exp(exponent).astype(np.float32)
 
 
