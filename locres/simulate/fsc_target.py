@@ -104,6 +104,7 @@ def local_signal_fraction(
     voxel_size_a: float,
     window_sigma_a: float,
     highpass_a: float = SIGNAL_HIGHPASS_A,
+    freq_grid_per_a: np.ndarray | None = None,
 ) -> np.ndarray:
     """How much signal the neighbourhood of every voxel holds, against the molecule's mean (``rho(x)``).
 
@@ -115,6 +116,8 @@ def local_signal_fraction(
     window_sigma_a : standard deviation (Angstrom) of the Gaussian window; 0 gives 1 everywhere.
     highpass_a : only detail finer than this counts (a raised-cosine high pass), so the molecular
         envelope's low-frequency power does not dominate.
+    freq_grid_per_a : the rFFT frequency grid of ``clean`` (:func:`frequency_grid_per_a`), if the caller
+        has it already.
 
     Returns
     -------
@@ -127,7 +130,7 @@ def local_signal_fraction(
     if not m.any():
         raise LocresError("the molecular mask is empty: no local signal to measure")
     # single precision (scipy's FFT keeps it): rho only needs a few digits, and it is made for every map
-    f = frequency_grid_per_a(clean.shape, voxel_size_a)
+    f = frequency_grid_per_a(clean.shape, voxel_size_a) if freq_grid_per_a is None else freq_grid_per_a
     high = 1.0 - raised_cosine_lowpass_transfer(f, highpass_a, voxel_size_a)
     c = sfft.irfftn(sfft.rfftn(np.asarray(clean, np.float32)) * high, s=clean.shape)
     power = c * c

@@ -290,7 +290,7 @@ def make_training_example(
     noise_power = noise_shell_power(shape, v, sigma_half, t_noise)
     transfers = ladder_transfers(kind, freq, v, rungs)
     if recipe.signal_window_a > 0:
-        rho = local_signal_fraction(clean, mask, v, recipe.signal_window_a)
+        rho = local_signal_fraction(clean, mask, v, recipe.signal_window_a, freq_grid_per_a=freq3)
         table = crossing_table_a(freq, clean_power, noise_power, transfers, recipe.threshold,
                                  signal_fractions=SIGNAL_FRACTIONS)
         truth = truth_from_ladder_position_a(position, table, rho, SIGNAL_FRACTIONS)
