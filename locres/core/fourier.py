@@ -85,20 +85,26 @@ def resolution_at_threshold(freq_per_a: np.ndarray, fsc: np.ndarray, threshold: 
     resolution (the last shell); one below it from the first shell gives 1 / (first shell frequency).
     ``threshold`` is a number or a per-shell array (half-bit).
     """
-    freq = np.asarray(freq_per_a, dtype=np.float64)
     curve = np.asarray(fsc, dtype=np.float64)
-    thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), curve.shape)
-    below = np.nonzero(curve[1:] < thr[1:])[0]
-    if below.size == 0:
-        return float(1.0 / freq[-1])
-    i = int(below[0]) + 1
-    if i == 1:
-        return float(1.0 / freq[1])
-    d0 = curve[i - 1] - thr[i - 1]
-    d1 = curve[i] - thr[i]
-    t = d0 / (d0 - d1) if d0 != d1 else 0.0
-    f = freq[i - 1] + t * (freq[i] - freq[i - 1])
-    return float(1.0 / f)
+    return float(resolution_at_threshold_rows(freq_per_a, curve[None], threshold)[0])
+
+
+def resolution_at_threshold_rows(
+    freq_per_a: np.ndarray, fsc_rows: np.ndarray, threshold: float | np.ndarray
+) -> np.ndarray:
+    """:func:`resolution_at_threshold` of every row of ``fsc_rows`` (rows, shells) at once, Angstrom."""
+    freq = np.asarray(freq_per_a, dtype=np.float64)
+    curves = np.asarray(fsc_rows, dtype=np.float64)
+    thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), curves.shape)
+    below = curves[:, 1:] < thr[:, 1:]
+    any_below = below.any(axis=1)
+    i = np.argmax(below, axis=1) + 1
+    rows = np.arange(len(curves))
+    d0 = curves[rows, i - 1] - thr[rows, i - 1]
+    d1 = curves[rows, i] - thr[rows, i]
+    t = np.divide(d0, d0 - d1, out=np.zeros_like(d0), where=d0 != d1)
+    f = np.where(i == 1, freq[1], freq[i - 1] + t * (freq[i] - freq[i - 1]))
+    return np.where(any_below, 1.0 / f, 1.0 / freq[-1])
 
 
 def apply_fourier_filter(volume: np.ndarray, transfer: np.ndarray) -> np.ndarray:

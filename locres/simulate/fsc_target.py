@@ -38,6 +38,7 @@ from locres.core.fourier import (
     frequency_grid_per_a,
     raised_cosine_lowpass_transfer,
     resolution_at_threshold,
+    resolution_at_threshold_rows,
     rfft_weights,
     shell_index,
     shell_sums,
@@ -142,20 +143,6 @@ def local_signal_fraction(
     return np.clip(local / mean, SIGNAL_FRACTIONS[0], SIGNAL_FRACTIONS[-1]).astype(np.float32)
 
 
-def _crossing_rows_a(freq: np.ndarray, fsc: np.ndarray, threshold: float) -> np.ndarray:
-    """:func:`resolution_at_threshold` for every row of ``fsc`` (rows, shells) at once."""
-    below = fsc[:, 1:] < threshold
-    any_below = below.any(axis=1)
-    i = np.argmax(below, axis=1) + 1
-    rows = np.arange(len(fsc))
-    d0 = fsc[rows, i - 1] - threshold
-    d1 = fsc[rows, i] - threshold
-    t = np.divide(d0, d0 - d1, out=np.zeros_like(d0), where=d0 != d1)
-    f = freq[i - 1] + t * (freq[i] - freq[i - 1])
-    f = np.where(i == 1, freq[1], f)
-    return np.where(any_below, 1.0 / f, 1.0 / freq[-1])
-
-
 def crossing_table_a(
     freq_per_a: np.ndarray,
     clean_power: np.ndarray,
@@ -193,7 +180,8 @@ def crossing_table_a(
         blend = (1.0 - t[:, None]) * h[k] + t[:, None] * h[k + 1]  # (n_steps, n_shells)
         signal = rho[None, :, None] * (np.asarray(clean_power) * blend**2)[:, None, :]  # (n_steps, R, shells)
         fsc = expected_fsc(signal, np.broadcast_to(noise, signal.shape))
-        table[k] = _crossing_rows_a(freq, fsc.reshape(-1, len(freq)), threshold).reshape(n_steps, len(rho))
+        crossings = resolution_at_threshold_rows(freq, fsc.reshape(-1, len(freq)), threshold)
+        table[k] = crossings.reshape(n_steps, len(rho))
     return table[..., 0] if signal_fractions is None else table
 
 
