@@ -7,8 +7,9 @@ of estimate - modelfsc) and Spearman against it over the voxels both estimated; 
 the model's atomic B-factors, Spearman over atoms, sampling the local-resolution map at each atom
 (nearest voxel, using the map geometry: voxel centre ``corner_xyz_a + index * voxel_size``) -- flexible,
 high-B regions should read coarser; (3) every pair of methods, Spearman over the mask voxels both
-estimated; (4) the median against the resolution the authors reported, where known. Only single-map
-variants run (no half maps).
+estimated; (4) the median against the resolution the authors reported, where known; (5) every pair of
+methods at equal coverage: both scored against the yardstick on the voxels both estimated (a method that
+leaves the hard voxels out is not rewarded for it). Only single-map variants run (no half maps).
 """
 
 from __future__ import annotations
@@ -138,11 +139,20 @@ def compare_real_map(volume, structure, variants: list[Variant], mask: np.ndarra
         else:
             log.info("  %-16s failed: %s", var.label, res.error)
         out["variants"][var.label] = rec
-    for a, ra in maps.items():
+    out["paired_vs_modelfsc"] = []
+    names = list(maps)
+    for i, (a, ra) in enumerate(maps.items()):
         out["pairwise_spearman"][a] = {}
         for b, rb in maps.items():
             both = mask & (ra > 0) & (rb > 0)
             out["pairwise_spearman"][a][b] = spearman(ra[both], rb[both])
+        for b in names[i + 1:]:  # equal coverage: both methods scored on the voxels both (and modelfsc) hold
+            common = mask & (ra > 0) & (maps[b] > 0)
+            pa, pb = against_reference(ra, reference, common), against_reference(maps[b], reference, common)
+            out["paired_vs_modelfsc"].append({
+                "a": a, "b": b, "voxels": pa["n_vs_modelfsc"], "mae_a": pa["mae_vs_modelfsc_a"],
+                "mae_b": pb["mae_vs_modelfsc_a"], "spearman_a": pa["spearman_modelfsc"],
+                "spearman_b": pb["spearman_modelfsc"]})
     return out
 
 

@@ -173,5 +173,12 @@ def realmaps_tables(result: dict) -> str:
             out.append("\n" + markdown_table(["Spearman"] + labels,
                                              [[a] + [fmt(pair.get(a, {}).get(b)) for b in labels]
                                               for a in labels]))
+        paired = [p for p in m.get("paired_vs_modelfsc", []) if p["voxels"]]
+        if paired:
+            out.append("\nAt equal coverage (both against modelfsc on the voxels both estimated):\n")
+            out.append(markdown_table(
+                ["pair", "voxels", "MAE first (A)", "MAE second (A)", "Spearman first", "Spearman second"],
+                [[f"{p['a']} / {p['b']}", str(p["voxels"]), fmt(p["mae_a"]), fmt(p["mae_b"]),
+                  fmt(p["spearman_a"]), fmt(p["spearman_b"])] for p in paired], "lrrrrr"))
         out.append("")
     return "\n".join(out)

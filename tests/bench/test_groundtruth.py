@@ -202,6 +202,20 @@ def test_real_map_methods_are_scored_against_the_local_model_map_fsc():
     assert "| modelfsc (yardstick) |" in table and "MAE vs modelfsc" in table
     assert "| coarser |" in table and "| +1.00 |" in table  # the bias column
 
+    def partial(inputs, **params):  # exact, but only on the first half of the slices
+        out = truth.copy()
+        out[shape_zyx[0] // 2:] = 0.0
+        return LocalResolution(resolution_a=out)
+
+    out = compare_real_map(vol, st, [Variant("coarser", "coarser", "map", run=coarser),
+                                     Variant("partial", "partial", "map", run=partial)])
+    (pair,) = out["paired_vs_modelfsc"]
+    assert (pair["a"], pair["b"]) == ("coarser", "partial")
+    n_partial, n_coarser = (out["variants"][k]["n_vs_modelfsc"] for k in ("partial", "coarser"))
+    assert pair["voxels"] == n_partial < n_coarser
+    assert pair["mae_a"] == pytest.approx(1.0, abs=1e-5) and pair["mae_b"] == pytest.approx(0.0, abs=1e-6)
+    assert "| coarser / partial |" in realmaps_tables({"maps": {"toy": out}})
+
 
 def test_equal_coverage_scores_both_modes_on_the_voxels_both_estimated():
     from locres.bench.common import Variant
