@@ -46,6 +46,21 @@ def run_directory(cfg) -> str:
     return out
 
 
+def keep_earlier_csv_logs(loggers) -> None:
+    """A resumed (or repeated) run logs into the same folder, where Lightning's CSV logger deletes the
+    earlier ``metrics.csv``: move it aside first, to ``metrics.partN.csv`` (the first free N)."""
+    for lg in loggers:
+        if type(lg).__name__ != "CSVLogger":
+            continue
+        old = Path(lg.log_dir) / "metrics.csv"
+        if old.is_file():
+            n = 1
+            while (old.parent / f"metrics.part{n}.csv").exists():
+                n += 1
+            old.rename(old.parent / f"metrics.part{n}.csv")
+            log.info("earlier CSV log kept as %s", old.parent / f"metrics.part{n}.csv")
+
+
 def train(cfg) -> dict:
     import time
 
@@ -77,6 +92,7 @@ def train(cfg) -> dict:
     datamodule = instantiate(cfg.data, box_size=net.box_size)
     module = instantiate(cfg.module, net=net)  # net_config comes from net.net_config
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    keep_earlier_csv_logs(loggers)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     log.info("net %s: box %d, %d parameters; run dir %s", type(net).__name__, net.box_size,

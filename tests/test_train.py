@@ -70,6 +70,7 @@ def test_smoke_writes_loadable_checkpoint_and_resumes(tmp_path, models_dir, caps
     x = torch.randn(3, 1, net.box_size, net.box_size, net.box_size)
     assert torch.isfinite(net(x)).all()
     step1 = torch.load(ckpts / "last.ckpt", weights_only=False)["global_step"]
+    first_log = (tmp_path / "run" / "csv" / "metrics.csv").read_text()
     # resume: one more epoch continues from the last checkpoint's step
     args = _smoke(tmp_path, models_dir, "trainer.max_epochs=2", "ckpt_path=last", "test=false")
     out, code, err = _run(args, capsys)
@@ -78,6 +79,9 @@ def test_smoke_writes_loadable_checkpoint_and_resumes(tmp_path, models_dir, caps
     # everything of the run is under hydra.run.dir: config, checkpoints, metrics, csv logs
     run = tmp_path / "run"
     assert (run / ".hydra" / "config.yaml").is_file() and (run / "csv" / "metrics.csv").is_file()
+    # the first attempt's log is kept beside the resumed one's (the CSV logger would delete it)
+    assert (run / "csv" / "metrics.part1.csv").read_text() == first_log
+    assert "epoch" in (run / "csv" / "metrics.csv").read_text()
     names = sorted(p.name for p in ckpts.iterdir())
     assert len(names) == 2 and names[0].startswith("best-") and names[1] == "last.ckpt"
     assert Path(out["last_checkpoint"]).resolve() == (ckpts / "last.ckpt").resolve()
