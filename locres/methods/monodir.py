@@ -32,6 +32,11 @@ reference wins. As the reference:
   degrees of it, measured as the reference does, with the voxel's x and y coordinates exchanged (the
   reference's ``x*i + y*j`` pairs the direction's x with the voxel's row index); where no direction
   qualifies (and at the centre) the map holds the mean of the highest and lowest resolutions;
+- the Riesz components and the cones number the Nyquist index of z and y +0.5
+  (:func:`locres.methods.monogenic.reference_fftfreq`), and the outlier test's critical value is the
+  reference's rational approximation of the normal quantile (1.64521 at 0.95,
+  :func:`locres.methods.monogenic.reference_normal_quantile`): with both, every per-direction noise
+  threshold equals the original's to its printed six digits and the outliers it drops are the same;
 - highest/lowest are the 5 % / 95 % order statistics; preferred directions count the directions within
   0.1 A of the voxel's highest resolution; radial averages are over shells [k - 1, k + 1) voxels.
 
@@ -56,7 +61,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import norm as normal_dist
 
 from locres.errors import LocresError
 from locres.methods import LocalResolution, MethodInputs
@@ -70,6 +74,7 @@ from locres.methods.monogenic import (
     lowpass_transfer,
     monogenic_amplitude,
     percentile_threshold,
+    reference_normal_quantile,
     resolve_device,
     snap_index,
     sweep_step,
@@ -428,7 +433,7 @@ def estimate_monodir(volume: np.ndarray, voxel_size_a: float, mask: np.ndarray |
         raise LocresError("the mask is empty: give a mask that covers the molecule")
     region = monodir_noise_region(volume, mask, voxel_size_a, float(max_resolution_a), guard_px,
                                   allow_no_noise_room, volume_radius_px)
-    z_crit = float(normal_dist.ppf(significance))
+    z_crit = reference_normal_quantile(significance)
     if n_directions:
         dirs = hemisphere_directions(int(n_directions)).astype(np.float64)
         rot_tilt = np.c_[np.degrees(np.arctan2(dirs[:, 1], dirs[:, 2])), np.degrees(np.arccos(dirs[:, 0]))]

@@ -22,6 +22,10 @@ noise sets), :func:`noise_sample_index`, :func:`monores_sweep`, :func:`postproce
   (``why_noise_only_in_halves``): zero noise in the solvent would set the threshold far too low.
 - Post-processing: voxels not estimated are set to the median before the Gaussian smoothing, then
   min(smoothed, raw), as the reference.
+- Numerics as the reference: the Nyquist index of z and y is +0.5 in the Riesz components
+  (:func:`locres.methods.monogenic.reference_fftfreq`) and the z test's critical value is its
+  approximation of the normal quantile (:func:`locres.methods.monogenic.reference_normal_quantile`);
+  with them the half-map result equals the original's to a median 0.0001 A (0.015 A before).
 
 Departures from the reference, each deliberate:
 
@@ -51,7 +55,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy import ndimage
-from scipy.stats import norm as normal_dist
 
 from locres.errors import LocresError
 from locres.methods import LocalResolution, MethodInputs
@@ -65,6 +68,7 @@ from locres.methods.monogenic import (
     gaussian_smooth,
     percentile_threshold,
     radius_limit,
+    reference_normal_quantile,
     resolve_device,
     snap_index,
     sweep_step,
@@ -286,7 +290,7 @@ def monores_sweep(amplitudes, shape: tuple[int, int, int], bands: list[Band], si
     statistic sees the same values in the same order as on the whole box) and scattered back at the end.
     """
     dev = device
-    z_crit = float(normal_dist.ppf(significance))
+    z_crit = reference_normal_quantile(significance)
     sig_idx = torch.from_numpy(np.flatnonzero(signal.ravel())).to(dev)
     n_vox = int(sig_idx.numel())
     active = torch.ones(n_vox, dtype=torch.bool, device=dev)

@@ -71,3 +71,33 @@ def test_stale_ux_riesz_y_is_the_originals_component_by_real_transforms():
     assert np.median(wants[0]) > 1.1 * np.median(plain)  # 0.5 / |u| >= |u_y| / |u| everywhere
     with pytest.raises(LocresError, match="riesz_y"):
         PackedMonogenic(a, riesz_y="uy")
+
+
+def test_reference_normal_quantile_is_the_rational_approximation_within_its_error_bound():
+    """The reference's icdf_gauss (Abramowitz & Stegun 26.2.23): 1.64521 at 0.95, not the exact 1.64485;
+    within 4.5e-4 of the exact quantile everywhere, odd about 0.5."""
+    from scipy.stats import norm
+
+    from locres.methods.monogenic import reference_normal_quantile
+
+    assert reference_normal_quantile(0.95) == pytest.approx(1.6452114, abs=1e-6)
+    assert abs(reference_normal_quantile(0.95) - norm.ppf(0.95)) > 3e-4  # not the exact value
+    for p in (0.001, 0.05, 0.3, 0.5, 0.8, 0.99, 0.9999):
+        assert abs(reference_normal_quantile(p) - norm.ppf(p)) < 4.5e-4
+        assert reference_normal_quantile(1 - p) == pytest.approx(-reference_normal_quantile(p), abs=1e-6)
+    with pytest.raises(LocresError):
+        reference_normal_quantile(1.0)
+
+
+def test_nyquist_index_is_positive_as_in_the_reference():
+    """Xmipp numbers index n/2 of an even axis +0.5 (numpy: -0.5); odd axes have no Nyquist bin."""
+    from locres.methods.monogenic import reference_fftfreq
+
+    f = reference_fftfreq(8)
+    assert f[4] == 0.5 and np.array_equal(np.delete(f, 4), np.delete(np.fft.fftfreq(8), 4))
+    assert np.array_equal(reference_fftfreq(7), np.fft.fftfreq(7))
+    grid = FourierGrid((8, 6, 10))
+    assert float(grid.component(0)[4, 0, 0]) == pytest.approx(0.5)
+    assert float(grid.component(1)[0, 3, 0]) == pytest.approx(0.5)
+    assert float(grid.component(2)[0, 0, 5]) == pytest.approx(0.5)
+    assert float(grid.component(1)[0, 4, 0]) == pytest.approx(-2 / 6)
