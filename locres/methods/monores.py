@@ -15,8 +15,8 @@ noise sets), :func:`noise_sample_index`, :func:`monores_sweep`, :func:`postproce
   runs as for one map and the noise is the half difference over mask and solvent. With
   ``noise_only_in_halves`` (the reference's flag, and the default of Scipion's form): no refinement, noise
   over the mask's voxels only (the reference marks everything outside the mask -1, out of both sets).
-  locres follows the program's default: on the quick bench at equal coverage it reads 3.04 A against
-  3.30 A with the flag (one map: 3.09 A), because without refinement weak mask voxels stay in the signal
+  locres follows the program's default: on the quick bench at equal coverage it reads 2.99 A against
+  3.20 A with the flag (one map: 3.05 A), because without refinement weak mask voxels stay in the signal
   and stop the sweep early. Half maps that are masked or solvent-flattened (a half difference flat outside
   the mask), or a box with no solvent, fall back to the flag's behaviour and say so in the JSON
   (``why_noise_only_in_halves``): zero noise in the solvent would set the threshold far too low.
