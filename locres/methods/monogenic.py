@@ -72,7 +72,7 @@ def reference_fftfreq(n: int) -> np.ndarray:
     The sign matters to the Riesz components and to MonoDir's cones on the Nyquist planes of z and y (on
     x, the half axis of the rFFT, both say +0.5): with -0.5 the z component's Nyquist plane enters with the
     other sign, and a cone around a direction with z and y parts takes in other Nyquist bins (800-1100
-    of ~15000 in a 112^3 box). That moved MonoDir's noise threshold by up to 0.5 %, and so ~10 % of its
+    of ~15000 in a 112^3 box). That moved MonoDir's noise thresholds by 0.1-2 %, and so ~10 % of its
     per-direction resolutions by one step, against the original."""
     f = np.fft.fftfreq(int(n))
     if n % 2 == 0:
