@@ -82,11 +82,16 @@ def train(cfg) -> dict:
     net = instantiate(cfg.model)
     if cfg.get("init_from"):  # fine-tune: start from another run's weights (not a resume)
         from locres.io.checkpoints import load_deepres
+        from locres.models.dense import DenseQuantileNet, load_with_appended_inputs
 
         init, _ = load_deepres(cfg.init_from)
         try:
-            net.load_state_dict(init.state_dict())
-        except RuntimeError as exc:
+            if isinstance(net, DenseQuantileNet) and isinstance(init, DenseQuantileNet):
+                # a newer feature version appends channels: their weights start at zero
+                load_with_appended_inputs(net, init.state_dict())
+            else:
+                net.load_state_dict(init.state_dict())
+        except (RuntimeError, LocresError) as exc:
             raise LocresError(f"init_from={cfg.init_from} does not fit model=... ({str(exc).splitlines()[0]})"
                               ) from None
     datamodule = instantiate(cfg.data, box_size=net.box_size)

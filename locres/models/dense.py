@@ -49,7 +49,8 @@ class DenseQuantileNet(nn.Module):
     dilations : one residual context block per entry, with that dilation.
     quantiles : the three quantile levels, low, median, high.
     resolution_range_a : (lo, hi) Angstrom: the median stays inside it.
-    features : the feature version it reads (1: the first shipped half-map model; 2: current).
+    features : the feature version it reads (1: the first shipped half-map model; 2: the single-map
+        model's; 3: version 2 with wide-window correlations and local-FSC crossings for half maps).
     """
 
     fully_convolutional = True
@@ -77,7 +78,7 @@ class DenseQuantileNet(nn.Module):
         w = int(width)
         self.inputs, self.quantiles, self.lo_a, self.hi_a = inputs, q, lo, hi
         self.feature_version = int(features)  # which locres.models.features version it reads
-        self.in_channels = n_feature_channels(inputs, int(n_bands))
+        self.in_channels = n_feature_channels(inputs, int(n_bands), self.feature_version)
         self.stem = nn.Sequential(nn.Conv3d(self.in_channels, w, 1), nn.GELU(), nn.Conv3d(w, w, 1))
         self.context = nn.Sequential(*[_Block(w, int(d)) for d in dilations])
         self.head = nn.Sequential(
@@ -114,3 +115,28 @@ class DenseQuantileNet(nn.Module):
         c = self.context(F.avg_pool3d(h, 2, ceil_mode=True))
         c = F.interpolate(c, size=h.shape[2:], mode="trilinear", align_corners=False)
         return self.to_quantiles_a(self.head(torch.cat([h, c], dim=1)))
+
+
+def load_with_appended_inputs(net: DenseQuantileNet, state: dict[str, torch.Tensor]) -> int:
+    """Load ``state`` (a net that read fewer input channels, the same ones first) into ``net``: the
+    weights of the appended input channels start at zero, so the grown net starts as the old one.
+    Returns how many input channels were appended; a state of any other shape is refused."""
+    own = net.state_dict()
+    if set(own) != set(state):
+        raise LocresError("the weights are of another net (different layers)")
+    appended = 0
+    for name, value in state.items():
+        target = own[name]
+        if value.shape == target.shape:
+            target.copy_(value)
+        elif (name == "stem.0.weight" and value.shape[0] == target.shape[0]
+              and value.shape[2:] == target.shape[2:] and value.shape[1] < target.shape[1]):
+            appended = target.shape[1] - value.shape[1]
+            target.zero_()
+            target[:, : value.shape[1]] = value
+        else:
+            raise LocresError(
+                f"the weights do not fit: {name} is {tuple(value.shape)}, the net's {tuple(target.shape)}"
+            )
+    net.load_state_dict(own)
+    return appended

@@ -14,7 +14,13 @@ resolutions from 20 A down to 2 A, log-Gaussian in frequency):
 - ``log P99_k / P99_{k-1}`` (version 1: P90): the spectrum's step from the next coarser band (it
   moves with sharpening, but a map low-passed at its global resolution falls by orders of magnitude);
 - with half maps, the local band correlation ``rho_k(x) = <b1 b2> / sqrt(<b1^2> <b2^2>)`` (a local FSC
-  per band, in the same windows).
+  per band, in the same windows);
+- version 3, with half maps, also ``rho_k`` in windows twice as wide (5-18 A: in the narrow window a band
+  holds only ~45 independent Fourier terms, so ``rho_k`` scatters by ~0.15, as much as the 0.143
+  threshold itself), and two channels ``log(r_x / 1 A)``: the resolution at which ``rho_k`` (narrow and
+  wide windows) first falls below ``FSC_THRESHOLD`` going from coarse to fine bands, interpolated in
+  log resolution: the plain local-FSC answer, which the network then corrects. Single-map features of
+  version 3 are version 2's.
 
 Every feature but the spectral step is a ratio within one band, so a global isotropic filter
 (sharpening, blurring), a scale and an offset leave them unchanged: only the network's judgement of
@@ -40,13 +46,22 @@ INPUT_KINDS = ("map", "halves")
 BAND_FLOOR = 1e-5
 LOG_CLIP = 12.0
 FEATURE_VERSION = 2
+FEATURE_VERSIONS = (1, 2, 3)
+WIDE_WINDOW_FACTOR = 2.0
+WIDE_WINDOW_RANGE_A = (5.0, 18.0)
+FSC_THRESHOLD = 0.143
 
 
-def n_feature_channels(inputs: str, n_bands: int = len(BAND_RESOLUTIONS_A)) -> int:
-    """Channels of :func:`dense_features` for ``inputs`` ("map": 4 per band, "halves": 5 per band)."""
+def n_feature_channels(
+    inputs: str, n_bands: int = len(BAND_RESOLUTIONS_A), version: int = FEATURE_VERSION
+) -> int:
+    """Channels of :func:`dense_features` for ``inputs`` ("map": 4 per band; "halves": 5 per band, and in
+    version 3 6 per band and 2 more)."""
     if inputs not in INPUT_KINDS:
         raise LocresError(f"unknown model inputs '{inputs}': map or halves")
-    return (4 if inputs == "map" else 5) * n_bands
+    if inputs == "map":
+        return 4 * n_bands
+    return 6 * n_bands + 2 if version == 3 else 5 * n_bands
 
 
 def band_transfers(shape_zyx, voxel_size_a: float, bands_a=BAND_RESOLUTIONS_A) -> np.ndarray:
@@ -64,9 +79,31 @@ def window_transfer(shape_zyx, voxel_size_a: float, sigma_a: float) -> np.ndarra
     return np.exp(-2.0 * (np.pi * sigma_a * f) ** 2).astype(np.float32)
 
 
-def window_sigma_a(resolution_a: float) -> float:
-    """Smoothing window (Angstrom) for the band at ``resolution_a``."""
+def window_sigma_a(resolution_a: float, wide: bool = False) -> float:
+    """Smoothing window (Angstrom) for the band at ``resolution_a`` (``wide``: version 3's second window)."""
+    if wide:
+        return float(np.clip(WIDE_WINDOW_FACTOR * WINDOW_PER_WAVELENGTH * resolution_a, *WIDE_WINDOW_RANGE_A))
     return float(np.clip(WINDOW_PER_WAVELENGTH * resolution_a, *WINDOW_RANGE_A))
+
+
+def fsc_crossing_resolution_a(rho: np.ndarray, bands_a=BAND_RESOLUTIONS_A, threshold: float = FSC_THRESHOLD
+                              ) -> np.ndarray:
+    """Per voxel, the resolution (A) at which band correlations ``rho`` (K, ...) first fall below
+    ``threshold`` going from the coarsest band to the finest, interpolated linearly in log resolution
+    between the last band above and the first below; the coarsest band's resolution where even it is
+    below, the finest's where none is."""
+    log_r = np.log(np.asarray(bands_a, np.float64))
+    k_max = rho.shape[0]
+    below = rho < threshold
+    first = np.where(below.any(axis=0), below.argmax(axis=0), k_max)
+    prev = np.clip(first - 1, 0, k_max - 1)
+    cur = np.clip(first, 0, k_max - 1)
+    a = np.take_along_axis(rho, prev[None], axis=0)[0]
+    b = np.take_along_axis(rho, cur[None], axis=0)[0]
+    t = np.clip((a - threshold) / np.maximum(a - b, 1e-6), 0.0, 1.0)
+    out = log_r[prev] + t * (log_r[cur] - log_r[prev])
+    out = np.where(first == 0, log_r[0], np.where(first == k_max, log_r[-1], out))
+    return np.exp(out)
 
 
 def _smooth(x: np.ndarray, transfer: np.ndarray, workers: int) -> np.ndarray:
@@ -87,11 +124,12 @@ def band_features_model_grid(
     """Features of volumes already on the model grid: one volume (map) or two (half maps).
 
     ``version`` 2 (default) refers each band's powers to its 99th percentile (the molecule's), clipped;
-    version 1 (the first shipped half-map model) to its median (see the module docstring).
+    version 1 (the first shipped half-map model) to its median; version 3 adds wide-window correlations
+    and the local-FSC crossings to version 2's half-map features (see the module docstring).
     Returns (C, ceil(z/2), ceil(y/2), ceil(x/2)) float32, C = :func:`n_feature_channels`.
     """
-    if version not in (1, 2):
-        raise LocresError(f"unknown feature version {version}: 1 or 2")
+    if version not in FEATURE_VERSIONS:
+        raise LocresError(f"unknown feature version {version}: one of {FEATURE_VERSIONS}")
     if len(volumes) not in (1, 2):
         raise LocresError("band features take one map or two half maps")
     shape = volumes[0].shape
@@ -100,7 +138,7 @@ def band_features_model_grid(
     specs = [sfft.rfftn(np.asarray(v, np.float32), workers=workers) for v in volumes]
     bands = band_transfers(shape, model_voxel_size_a, bands_a)
     sub = (slice(None, None, 2),) * 3
-    energies, corr = [], []
+    energies, corr, corr_wide = [], [], []
     for k, r in enumerate(bands_a):
         win = window_transfer(shape, model_voxel_size_a, window_sigma_a(r))
         b = [sfft.irfftn(sp * bands[k], s=shape, workers=workers) for sp in specs]
@@ -114,7 +152,17 @@ def band_features_model_grid(
         energies.append(np.maximum(0.25 * (e1 + e2 + 2.0 * cross), 0.0))
         floor = 1e-6 * float(max(np.percentile(e1, 99), np.percentile(e2, 99))) + 1e-30
         corr.append((cross / np.sqrt(e1 * e2 + floor**2)).astype(np.float32))
-    if version == 2:
+        if version == 3:
+            wide = window_transfer(shape, model_voxel_size_a, window_sigma_a(r, wide=True))
+            w1 = np.maximum(_smooth(b[0] * b[0], wide, workers), 0.0)[sub]
+            w2 = np.maximum(_smooth(b[1] * b[1], wide, workers), 0.0)[sub]
+            wc = _smooth(b[0] * b[1], wide, workers)[sub]
+            corr_wide.append((wc / np.sqrt(w1 * w2 + floor**2)).astype(np.float32))
+    if version == 3 and corr:
+        crossings = [np.log(fsc_crossing_resolution_a(np.stack(c), bands_a)).astype(np.float32)
+                     for c in (corr, corr_wide)]
+        return np.stack(_peak_referred(energies) + corr + corr_wide + crossings).astype(np.float32)
+    if version in (2, 3):
         return np.stack(_peak_referred(energies) + corr).astype(np.float32)
     pct = np.array([np.percentile(e, [10, 50, 90]) for e in energies])  # (K, 3)
     # one floor for every band, far below the strongest band's power: a band the map has no power in

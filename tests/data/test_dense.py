@@ -90,3 +90,35 @@ def test_dense_recipe_trains_exports_and_loads(shards_dir, tmp_path):
     out = call_method("deepres", deepres, MethodInputs(voxel_size_a=1.2, map=d, mask=molecule_mask(d, 1.2)),
                       {"checkpoint": str(tmp_path / "m.pt")})
     assert out.resolution_a.shape == d.shape and set(out.extra_maps) == {"lo", "hi"}
+
+
+def test_half_map_recipe_fine_tunes_the_shipped_model_with_feature_version_3(shards_dir, tmp_path):
+    """init_from the shipped half-map model into the recipe's version-3 net (a version-2 model would grow:
+    tests/models/test_dense.py), trained one step, exported, and run by the dense inference on half maps."""
+    import sys
+
+    from locres.cli import run_cli
+    from locres.io.checkpoints import load_model
+    from locres.methods import MethodInputs, deepres
+    from locres.pipeline.execute import call_method
+
+    repo = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(repo))
+    import train as train_py
+
+    argv = ["experiment=deepres2_halves", f"data.shards_dir={shards_dir}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            "data.maps_per_epoch=1", "data.val_maps=1", "data.test_maps=1", "data.num_workers=0",
+            "data.feature_version=3", f"init_from={repo / 'locres' / 'weights' / 'deepres2_halves.pt'}",
+            "trainer.max_epochs=1", "trainer.accumulate_grad_batches=1", "test=false",
+            "callbacks.progress_bar.refresh_rate=0", f"export={tmp_path / 'h.pt'}"]
+    run_cli(train_py.train, "train", argv=argv)
+    model = load_model(tmp_path / "h.pt")
+    assert model.meta["inputs"] == "halves" and model.net.feature_version == 3
+    assert model.net.in_channels == n_feature_channels("halves", version=3)
+    rng = np.random.default_rng(4)
+    d = synthetic_density((30, 28, 26), 1.1, rng)
+    h1, h2 = (d + 0.2 * float(d.std()) * rng.standard_normal(d.shape).astype(np.float32) for _ in range(2))
+    out = call_method("deepres", deepres, MethodInputs(voxel_size_a=1.1, half1=h1, half2=h2),
+                      {"checkpoint": str(tmp_path / "h.pt")})
+    assert out.resolution_a.shape == d.shape and np.isfinite(out.resolution_a).all()

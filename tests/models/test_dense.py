@@ -40,3 +40,23 @@ def test_pinball_loss_known_values():
     m = masked_quantile_metrics(torch.tensor([[3.0, 4.0, 6.0], [3.0, 4.0, 4.5]]), truth)
     assert float(m["mae"]) == pytest.approx(1.0) and float(m["coverage"]) == pytest.approx(0.5)
     assert float(m["width"]) == pytest.approx(2.25)
+
+
+def test_a_net_grown_by_appended_inputs_starts_as_the_old_one():
+    from locres.models.dense import load_with_appended_inputs
+
+    torch.manual_seed(1)
+    old = DenseQuantileNet(inputs="halves", features=2, width=8, dilations=(1,))
+    for p in old.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    new = DenseQuantileNet(inputs="halves", features=3, width=8, dilations=(1,))
+    n_old, n_new = n_feature_channels("halves", version=2), n_feature_channels("halves", version=3)
+    assert new.in_channels == n_new > n_old
+    assert load_with_appended_inputs(new, old.state_dict()) == n_new - n_old
+    x = torch.randn(1, n_new, 6, 5, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(new(x), old(x[:, :n_old]))
+    # another width is another net: refused, not half loaded
+    with pytest.raises(LocresError, match="do not fit"):
+        load_with_appended_inputs(DenseQuantileNet(inputs="halves", features=3, width=4, dilations=(1,)),
+                                  old.state_dict())

@@ -94,3 +94,49 @@ def test_version_2_ignores_how_much_flat_solvent_surrounds_the_molecule(noisy_ma
         b = dense_features(1.0, 1.0, map_zyx=big, version=v)[:n, 12:16, 12:16, 12:16]
         diffs[v] = float(np.median(np.abs(a - b)))
     assert diffs[2] < 0.5 and diffs[1] > 2.0
+
+
+def test_fsc_crossing_known_answers():
+    from locres.models.features import fsc_crossing_resolution_a
+
+    bands = np.array(BAND_RESOLUTIONS_A)
+    log_r = np.log(bands)
+    # a correlation falling linearly in log resolution, 1 at 20 A, 0 at 2 A: 0.143 is crossed at
+    # exp(log 2 + 0.143 (log 20 - log 2)) = 2 * 10**0.143
+    rho = ((log_r - log_r[-1]) / (log_r[0] - log_r[-1]))[:, None]
+    np.testing.assert_allclose(fsc_crossing_resolution_a(rho), [2.0 * 10**0.143], rtol=1e-6)
+    assert fsc_crossing_resolution_a(np.full((len(bands), 1), 0.9))[0] == pytest.approx(2.0)  # never below
+    assert fsc_crossing_resolution_a(np.full((len(bands), 1), 0.0))[0] == pytest.approx(20.0)  # at once below
+    # the first drop counts, not a later recovery (noise rising again in an empty band)
+    rho2 = np.where(bands > 6.0, 0.9, 0.0)
+    rho2[-1] = 0.9
+    assert 5.8 <= fsc_crossing_resolution_a(rho2[:, None])[0] <= 7.1
+
+
+def test_version_3_adds_wide_correlations_and_the_local_fsc_crossing():
+    from locres.core.fourier import lowpass_raised_cosine
+
+    rng = np.random.default_rng(5)
+    signal = lowpass_raised_cosine(rng.standard_normal((48, 48, 48)).astype(np.float32), 1.0, 6.0)
+    noise_sd = 2.0 * float(signal.std())  # white: a spectral SNR of ~13 inside 6 A
+    h1, h2 = (signal + noise_sd * rng.standard_normal(signal.shape).astype(np.float32) for _ in range(2))
+    v2 = dense_features(1.0, 1.0, half1_zyx=h1, half2_zyx=h2, inputs="halves", version=2)
+    v3 = dense_features(1.0, 1.0, half1_zyx=h1, half2_zyx=h2, inputs="halves", version=3)
+    assert v3.shape[0] == n_feature_channels("halves", version=3) == 6 * len(BAND_RESOLUTIONS_A) + 2
+    np.testing.assert_array_equal(v3[: v2.shape[0]], v2)
+    # signal to 6 A: the halves correlate to 6 A and not beyond. The crossing reads within a band
+    # (4.7-7.1 A) of the cut: finer, as the band passes' tails still see the strong signal inside it
+    # (the network learns the correction); the wide window's scatters less over the box
+    spread = []
+    for channel in (-2, -1):
+        r = np.exp(v3[channel])
+        assert 4.5 < float(np.median(r)) < 7.2
+        spread.append(np.subtract(*np.percentile(r, [95, 5])))
+    assert spread[1] < 0.5 * spread[0]
+    # the wide window's correlation scatters less over the box in a band of pure noise
+    n = len(BAND_RESOLUTIONS_A)
+    k = len(BAND_RESOLUTIONS_A) - 1  # 2 A band: noise only
+    assert v3[5 * n + k].std() < 0.7 * v3[4 * n + k].std()
+    # single-map features do not change with version 3
+    np.testing.assert_array_equal(dense_features(1.0, 1.0, map_zyx=h1, version=3),
+                                  dense_features(1.0, 1.0, map_zyx=h1, version=2))
