@@ -145,18 +145,20 @@ def band_features_model_grid(
         if len(b) == 1:
             energies.append(np.maximum(_smooth(b[0] * b[0], win, workers), 0.0)[sub])
             continue
+        # b1^2, b2^2, b1 b2 transformed once, smoothed in each window
+        products = [sfft.rfftn(p, workers=workers) for p in (b[0] * b[0], b[1] * b[1], b[0] * b[1])]
+
+        def smoothed(transfer, products=products):
+            e1, e2, cross = (sfft.irfftn(p * transfer, s=shape, workers=workers)[sub] for p in products)
+            return np.maximum(e1, 0.0), np.maximum(e2, 0.0), cross
+
+        e1, e2, cross = smoothed(win)
         # the average's energy from the halves' (smoothing is linear): <(b1 + b2)^2> / 4
-        e1 = np.maximum(_smooth(b[0] * b[0], win, workers), 0.0)[sub]
-        e2 = np.maximum(_smooth(b[1] * b[1], win, workers), 0.0)[sub]
-        cross = _smooth(b[0] * b[1], win, workers)[sub]
         energies.append(np.maximum(0.25 * (e1 + e2 + 2.0 * cross), 0.0))
         floor = 1e-6 * float(max(np.percentile(e1, 99), np.percentile(e2, 99))) + 1e-30
         corr.append((cross / np.sqrt(e1 * e2 + floor**2)).astype(np.float32))
         if version == 3:
-            wide = window_transfer(shape, model_voxel_size_a, window_sigma_a(r, wide=True))
-            w1 = np.maximum(_smooth(b[0] * b[0], wide, workers), 0.0)[sub]
-            w2 = np.maximum(_smooth(b[1] * b[1], wide, workers), 0.0)[sub]
-            wc = _smooth(b[0] * b[1], wide, workers)[sub]
+            w1, w2, wc = smoothed(window_transfer(shape, model_voxel_size_a, window_sigma_a(r, wide=True)))
             corr_wide.append((wc / np.sqrt(w1 * w2 + floor**2)).astype(np.float32))
     if version == 3 and corr:
         crossings = [np.log(fsc_crossing_resolution_a(np.stack(c), bands_a)).astype(np.float32)
