@@ -9,7 +9,9 @@ solvent-flattened case. Truth: the expected local half-map FSC at 0.143 (:mod:`l
 Single-map variants get the map, half-map variants the two halves, all get the molecular mask. Also:
 the sharpening study (one phantom, global B from -100 to +100 A^2: the single-map median's movement)
 and the interval calibration (fraction of true values inside the 10-90 % interval).
-Writes ``phantoms.json``, ``sharpening.json`` and ``table.md`` under ``--out``.
+Writes ``phantoms.json``, ``sharpening.json`` and ``table.md`` under ``--out``. ``--split val`` makes the
+same cases from the validation-split structures instead (to study a model's errors and choose between
+models without looking at the test split; written to ``runs/deepres2_val`` unless ``--out`` says).
 """
 
 from __future__ import annotations
@@ -80,9 +82,11 @@ def case_recipe(spec: dict) -> TrainingMapRecipe:
     )
 
 
-def test_pool(shards_dir: str) -> tuple[StructurePool, list[str]]:
+def test_pool(shards_dir: str, split: str = "test") -> tuple[StructurePool, list[str]]:
+    """The structures of one split (``test`` for the figures; ``val`` to study a model's errors without
+    looking at the test split)."""
     man = read_manifests(shards_dir)
-    names = sorted(e for e in man["shards"] if split_of(e) == "test")
+    names = sorted(e for e in man["shards"] if split_of(e) == split)
     return StructurePool([Path(shards_dir) / man["shards"][e]["file"] for e in names]), names
 
 
@@ -293,22 +297,26 @@ def main(argv: list[str] | None = None) -> None:
     reuse_freed_memory()  # as the entry points do (locres.core.memory)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shards", default="runs/training_set")
-    p.add_argument("--out", default="bench_results/deepres2")
+    p.add_argument("--out", default=None,
+                   help="default bench_results/deepres2 (test split), runs/deepres2_val (val split)")
     p.add_argument("--cases", type=int, default=24)
     p.add_argument("--variants", nargs="*", default=list(VARIANTS))
     p.add_argument("--keep", action="store_true", help="keep other variants' results (--out/phantoms.json)")
     p.add_argument("--no-sharpening", action="store_true")
     p.add_argument("--only", nargs="*", help="run only these cases (names from the case list)")
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="structures the phantoms come from: test (the reported figures) or val (model work)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    pool, names = test_pool(a.shards)
+    pool, names = test_pool(a.shards, a.split)
     t0 = time.perf_counter()
     ph = run_phantoms(pool, a.variants, a.cases, a.only)
-    out = Path(a.out)
+    out = Path(a.out or ("bench_results/deepres2" if a.split == "test" else "runs/deepres2_val"))
     if a.keep and (out / "phantoms.json").exists():
         ph = merge_previous(ph, json.loads((out / "phantoms.json").read_text()))
     cmd = "python -m locres.bench.deepres2 " + " ".join(argv if argv is not None else sys.argv[1:])
-    meta = {"command": cmd, "test_structures": names, "seconds": round(time.perf_counter() - t0, 1),
+    meta = {"command": cmd, "split": a.split, f"{a.split}_structures": names,
+            "seconds": round(time.perf_counter() - t0, 1),
             "loadavg": open("/proc/loadavg").read().split()[:3]}
     atomic_write_json(out / "phantoms.json", {**meta, **ph})
     sharp = None
