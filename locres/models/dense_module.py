@@ -1,5 +1,4 @@
-"""LightningModule for the dense DeepRes models: quantile (pinball) loss in Angstrom on every mask voxel
-(``loss_weighting="relative"``: each voxel weighted by ``loss_reference_a / truth``).
+"""LightningModule for the dense DeepRes models: quantile (pinball) loss in Angstrom on every mask voxel.
 
 Batches are dicts ``x`` (C, d, h, w) features, ``truth`` (d, h, w) Angstrom and ``mask`` (d, h, w) bool
 (see :mod:`locres.data.dense`; a leading batch axis is added when missing). The loss is the mean over
@@ -18,31 +17,16 @@ import lightning as L
 import torch
 from torch import nn
 
-from locres.errors import LocresError
 from locres.models.lightning_module import DeepResModule
 
 TARGET = "fsc_local"
 
 
-LOSS_WEIGHTINGS = ("angstrom", "relative")
-
-
-def pinball_loss_a(pred_a: torch.Tensor, truth_a: torch.Tensor, quantiles: list[float],
-                   reference_a: float | None = None) -> torch.Tensor:
-    """Mean pinball loss (Angstrom) of (N, 3) quantile predictions against (N,) truths.
-
-    ``reference_a`` (relative weighting): each voxel's loss is weighted by ``reference_a / truth``, so an
-    error counts by its size relative to the resolution (1 A at 3 A as much as 5 A at 15 A), expressed
-    in Angstrom at ``reference_a``. A positive weight per voxel leaves the minimiser of each voxel's
-    expected loss where it was (the conditional quantiles): only the trade-off between voxels a net of
-    limited capacity makes changes, which without weighting the coarse voxels' larger errors dominate.
-    """
+def pinball_loss_a(pred_a: torch.Tensor, truth_a: torch.Tensor, quantiles: list[float]) -> torch.Tensor:
+    """Mean pinball loss (Angstrom) of (N, 3) quantile predictions against (N,) truths."""
     q = torch.tensor(quantiles, dtype=pred_a.dtype, device=pred_a.device)
     d = truth_a[:, None] - pred_a
-    per_voxel = torch.maximum(q * d, (q - 1.0) * d)
-    if reference_a is not None:
-        per_voxel = per_voxel * (float(reference_a) / truth_a.clamp_min(1e-3))[:, None]
-    return per_voxel.mean(dim=0).sum()
+    return torch.maximum(q * d, (q - 1.0) * d).mean(dim=0).sum()
 
 
 def masked_quantile_metrics(pred_a: torch.Tensor, truth_a: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -69,14 +53,8 @@ class DenseResModule(L.LightningModule):
         scheduler_interval: str = "epoch",
         monitor: str = "val/mae",
         recipe: dict | None = None,
-        loss_weighting: str = "angstrom",
-        loss_reference_a: float = 5.0,
     ):
         super().__init__()
-        if loss_weighting not in LOSS_WEIGHTINGS:
-            raise LocresError(
-                f"module.loss_weighting must be one of {LOSS_WEIGHTINGS}, got '{loss_weighting}'")
-        self.loss_reference_a = float(loss_reference_a) if loss_weighting == "relative" else None
         if recipe is not None and not isinstance(recipe, dict):  # a DictConfig from Hydra: plain values only
             from omegaconf import OmegaConf
 
@@ -109,7 +87,7 @@ class DenseResModule(L.LightningModule):
         t = truth[sel]
         if t.numel() == 0:
             return pred.sum() * 0.0
-        loss = pinball_loss_a(p, t, self.net.quantiles, self.loss_reference_a)
+        loss = pinball_loss_a(p, t, self.net.quantiles)
         metrics = masked_quantile_metrics(p.detach(), t)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=1, sync_dist=not on_step)
