@@ -1,4 +1,5 @@
-"""LightningModule for the dense DeepRes models: quantile (pinball) loss in Angstrom on every mask voxel.
+"""LightningModule for the dense DeepRes models: quantile (pinball) loss in Angstrom on every mask voxel
+(``loss_weighting="relative"``: each voxel weighted by ``loss_reference_a / truth``).
 
 Batches are dicts ``x`` (C, d, h, w) features, ``truth`` (d, h, w) Angstrom and ``mask`` (d, h, w) bool
 (see :mod:`locres.data.dense`; a leading batch axis is added when missing). The loss is the mean over
@@ -17,16 +18,33 @@ import lightning as L
 import torch
 from torch import nn
 
+from locres.errors import LocresError
 from locres.models.lightning_module import DeepResModule
 
 TARGET = "fsc_local"
 
 
-def pinball_loss_a(pred_a: torch.Tensor, truth_a: torch.Tensor, quantiles: list[float]) -> torch.Tensor:
-    """Mean pinball loss (Angstrom) of (N, 3) quantile predictions against (N,) truths."""
+LOSS_WEIGHTINGS = ("angstrom", "relative")
+
+
+def pinball_loss_a(pred_a: torch.Tensor, truth_a: torch.Tensor, quantiles: list[float],
+                   reference_a: float | None = None) -> torch.Tensor:
+    """Mean pinball loss (Angstrom) of (N, 3) quantile predictions against (N,) truths.
+
+    ``reference_a`` (relative weighting): each voxel's loss is weighted by ``reference_a / truth``, so an
+    error counts by its size relative to the resolution (1 A at 3 A as much as 5 A at 15 A), expressed
+    in Angstrom at ``reference_a``. The weight depends on the truth, so what the net learns is no longer
+    the plain conditional quantile but the quantile of the truth's distribution reweighted by
+    ``1 / truth``: a little finer wherever the net is unsure. Unweighted, the coarse voxels' errors of
+    several Angstrom dominate the loss; the shipped single-map model (2026-12-07) was fine-tuned with it
+    and chosen on validation maps (``locres/weights/deepres2_map_metrics.json``).
+    """
     q = torch.tensor(quantiles, dtype=pred_a.dtype, device=pred_a.device)
     d = truth_a[:, None] - pred_a
-    return torch.maximum(q * d, (q - 1.0) * d).mean(dim=0).sum()
+    per_voxel = torch.maximum(q * d, (q - 1.0) * d)
+    if reference_a is not None:
+        per_voxel = per_voxel * (float(reference_a) / truth_a.clamp_min(1e-3))[:, None]
+    return per_voxel.mean(dim=0).sum()
 
 
 def masked_quantile_metrics(pred_a: torch.Tensor, truth_a: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -53,8 +71,14 @@ class DenseResModule(L.LightningModule):
         scheduler_interval: str = "epoch",
         monitor: str = "val/mae",
         recipe: dict | None = None,
+        loss_weighting: str = "angstrom",
+        loss_reference_a: float = 5.0,
     ):
         super().__init__()
+        if loss_weighting not in LOSS_WEIGHTINGS:
+            raise LocresError(
+                f"module.loss_weighting must be one of {LOSS_WEIGHTINGS}, got '{loss_weighting}'")
+        self.loss_reference_a = float(loss_reference_a) if loss_weighting == "relative" else None
         if recipe is not None and not isinstance(recipe, dict):  # a DictConfig from Hydra: plain values only
             from omegaconf import OmegaConf
 
@@ -87,7 +111,7 @@ class DenseResModule(L.LightningModule):
         t = truth[sel]
         if t.numel() == 0:
             return pred.sum() * 0.0
-        loss = pinball_loss_a(p, t, self.net.quantiles)
+        loss = pinball_loss_a(p, t, self.net.quantiles, self.loss_reference_a)
         metrics = masked_quantile_metrics(p.detach(), t)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=1, sync_dist=not on_step)

@@ -37,6 +37,11 @@ def test_pinball_loss_known_values():
     # median 1 A too fine on both: 0.5 * 1 for the median term only
     off = torch.tensor([[5.0, 4.0, 5.0], [5.0, 4.0, 5.0]])
     assert float(pinball_loss_a(off, truth, [0.1, 0.5, 0.9])) == pytest.approx(0.5)
+    # relative weighting at a 5 A reference: 1 A off at truth 2.5 A counts twice, at 10 A half
+    pairs = torch.tensor([2.5, 10.0]), torch.tensor([[2.5, 1.5, 2.5], [10.0, 9.0, 10.0]])
+    assert float(pinball_loss_a(pairs[1], pairs[0], [0.1, 0.5, 0.9], reference_a=5.0)) == pytest.approx(
+        0.5 * (2.0 + 0.5) / 2.0)
+    assert float(pinball_loss_a(pairs[1], pairs[0], [0.1, 0.5, 0.9])) == pytest.approx(0.5)
     m = masked_quantile_metrics(torch.tensor([[3.0, 4.0, 6.0], [3.0, 4.0, 4.5]]), truth)
     assert float(m["mae"]) == pytest.approx(1.0) and float(m["coverage"]) == pytest.approx(0.5)
     assert float(m["width"]) == pytest.approx(2.25)
