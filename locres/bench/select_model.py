@@ -22,23 +22,15 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from locres.bench.deepres2 import test_pool
 from locres.data.dense import StructurePool, fixed_items
-from locres.data.shards import read_manifests
-from locres.data.splits import split_of
 from locres.errors import LocresError
 from locres.io.atomic import atomic_write_json
 from locres.io.checkpoints import load_deepres
 from locres.methods.deepres_dense import run_net_in_slabs
 from locres.simulate.training_maps import TrainingMapRecipe
 
-log = logging.getLogger(__name__)
 DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "configs" / "data" / "dense.yaml"
-
-
-def split_pool(shards_dir: str, split: str = "val") -> StructurePool:
-    man = read_manifests(shards_dir)
-    names = sorted(e for e in man["shards"] if split_of(e) == split)
-    return StructurePool([Path(shards_dir) / man["shards"][e]["file"] for e in names])
 
 
 def recipe_from_yaml(path: str | Path) -> TrainingMapRecipe:
@@ -85,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=None, help="JSON file for the scores (default: print only)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    pool, recipe = split_pool(a.shards, "val"), recipe_from_yaml(a.recipe)
+    pool, recipe = test_pool(a.shards, "val")[0], recipe_from_yaml(a.recipe)
     t0 = time.perf_counter()
     scores = {c: score_checkpoint(c, pool, recipe, a.maps, a.seed) for c in a.checkpoints}
     for c, s in scores.items():
