@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from locres.bench.deepres2 import test_pool
+from locres.bench.select_model import recipe_from_yaml
 from locres.data.dense import example_to_item
 from locres.io.atomic import atomic_write_json
 from locres.io.checkpoints import load_deepres
-from locres.simulate.training_maps import TrainingMapRecipe, make_training_example
+from locres.simulate.training_maps import make_training_example
 
 log = logging.getLogger(__name__)
 FORCED = dict(p_global_lowpass=1.0, p_soft_lowpass=1.0, butterworth_order_range=(18.0, 22.0),
@@ -45,9 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("bench_results/deepres2/deposited_filters.json"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    rec = OmegaConf.to_container(OmegaConf.load(Path(__file__).parents[2] / "configs/data/dense.yaml").recipe)
-    rec = {k: (tuple(v) if isinstance(v, list) else v) for k, v in rec.items()}
-    recipe = TrainingMapRecipe(**{**rec, **FORCED})
+    recipe = replace(recipe_from_yaml(), **FORCED)
     pool, names = test_pool(args.shards)
     nets = {c: load_deepres(c)[0].eval() for c in args.checkpoints}
     rng = np.random.default_rng(args.seed)

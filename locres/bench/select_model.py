@@ -33,12 +33,10 @@ from locres.simulate.training_maps import TrainingMapRecipe
 DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "configs" / "data" / "dense.yaml"
 
 
-def recipe_from_yaml(path: str | Path) -> TrainingMapRecipe:
+def recipe_from_yaml(path: str | Path = DEFAULT_RECIPE) -> TrainingMapRecipe:
+    """The training-map recipe of a YAML file (its ``recipe:`` key, or its top level)."""
     raw = yaml.safe_load(Path(path).read_text()) or {}
-    raw = raw.get("recipe", raw)
-    fields = TrainingMapRecipe.__dataclass_fields__
-    return TrainingMapRecipe(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in fields})
+    return TrainingMapRecipe.from_mapping(raw.get("recipe", raw))
 
 
 def map_scores(quantiles_a: np.ndarray, truth_a: np.ndarray, mask: np.ndarray) -> dict:

@@ -171,8 +171,7 @@ class DenseDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.shards_dir, self.inputs, self.model_voxel_size_a = shards_dir, inputs, float(model_voxel_size_a)
-        rec = {k: (tuple(v) if isinstance(v, list | tuple) else v) for k, v in dict(recipe or {}).items()}
-        self.recipe = TrainingMapRecipe(**rec)
+        self.recipe = TrainingMapRecipe.from_mapping(dict(recipe or {}))
         self.maps_per_epoch, self.val_maps, self.test_maps = (
             int(maps_per_epoch),
             int(val_maps),

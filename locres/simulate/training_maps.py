@@ -100,6 +100,14 @@ class TrainingMapRecipe:
         if not all(p in PATTERNS + ("uniform",) for p in self.patterns):
             raise LocresError(f"unknown pattern in {self.patterns}: use {PATTERNS + ('uniform',)}")
 
+    @classmethod
+    def from_mapping(cls, values) -> TrainingMapRecipe:
+        """A recipe from config values (lists become tuples); an unknown key is a one-line error."""
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise LocresError(f"unknown training-map recipe keys: {', '.join(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list | tuple) else v for k, v in dict(values).items()})
+
 
 @dataclass
 class TrainingExample:

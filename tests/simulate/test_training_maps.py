@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from locres.errors import LocresError
 from locres.simulate.phantom import molecule_mask, synthetic_density
 from locres.simulate.training_maps import TrainingMapRecipe, make_training_example
 
@@ -140,3 +141,11 @@ def test_recipe_refuses_bad_ranges():
         TrainingMapRecipe(voxel_size_range_a=(0.0, 1.0))
     with pytest.raises(LocresError):
         dataclasses.replace(TrainingMapRecipe(), patterns=("spiral",))
+
+
+def test_recipe_from_config_values():
+    r = TrainingMapRecipe.from_mapping({"snr_range": [0.5, 2.0], "p_envelope": 1.0})
+    assert r.snr_range == (0.5, 2.0) and r.p_envelope == 1.0
+    assert r.voxel_size_range_a == TrainingMapRecipe().voxel_size_range_a
+    with pytest.raises(LocresError, match="snr_rang"):
+        TrainingMapRecipe.from_mapping({"snr_rang": [0.5, 2.0]})
