@@ -1,5 +1,6 @@
 """LightningModule for the dense DeepRes models: quantile (pinball) loss in Angstrom on every mask voxel
-(``loss_weighting="relative"``: each voxel weighted by ``loss_reference_a / truth``).
+(``loss_weighting="relative"``: each voxel weighted by ``loss_reference_a / truth``; ``"log"``: the pinball
+loss of ``loss_reference_a * log(resolution)``).
 
 Batches are dicts ``x`` (C, d, h, w) features, ``truth`` (d, h, w) Angstrom and ``mask`` (d, h, w) bool
 (see :mod:`locres.data.dense`; a leading batch axis is added when missing). The loss is the mean over
@@ -24,11 +25,11 @@ from locres.models.lightning_module import DeepResModule
 TARGET = "fsc_local"
 
 
-LOSS_WEIGHTINGS = ("angstrom", "relative")
+LOSS_WEIGHTINGS = ("angstrom", "relative", "log")
 
 
 def pinball_loss_a(pred_a: torch.Tensor, truth_a: torch.Tensor, quantiles: list[float],
-                   reference_a: float | None = None) -> torch.Tensor:
+                   reference_a: float | None = None, log_scale: bool = False) -> torch.Tensor:
     """Mean pinball loss (Angstrom) of (N, 3) quantile predictions against (N,) truths.
 
     ``reference_a`` (relative weighting): each voxel's loss is weighted by ``reference_a / truth``, so an
@@ -38,8 +39,18 @@ def pinball_loss_a(pred_a: torch.Tensor, truth_a: torch.Tensor, quantiles: list[
     ``1 / truth``: a little finer wherever the net is unsure. Unweighted, the coarse voxels' errors of
     several Angstrom dominate the loss; the shipped single-map model (2026-12-07) was fine-tuned with it
     and chosen on validation maps (``locres/weights/deepres2_map_metrics.json``).
+
+    ``log_scale`` (with ``reference_a``): the pinball loss of ``reference_a * log(resolution)`` instead.
+    A small error then also counts by its size relative to the resolution (``reference_a * d / truth``),
+    but quantiles survive a monotone transform, so the net still learns the plain conditional quantiles
+    of the resolution: relative errors without the finer lean.
     """
     q = torch.tensor(quantiles, dtype=pred_a.dtype, device=pred_a.device)
+    if log_scale:
+        if reference_a is None:
+            raise LocresError("the log-scale pinball loss needs a reference resolution (reference_a)")
+        d = float(reference_a) * (torch.log(truth_a.clamp_min(1e-3))[:, None] - torch.log(pred_a.clamp_min(1e-3)))
+        return torch.maximum(q * d, (q - 1.0) * d).mean(dim=0).sum()
     d = truth_a[:, None] - pred_a
     per_voxel = torch.maximum(q * d, (q - 1.0) * d)
     if reference_a is not None:
@@ -78,7 +89,8 @@ class DenseResModule(L.LightningModule):
         if loss_weighting not in LOSS_WEIGHTINGS:
             raise LocresError(
                 f"module.loss_weighting must be one of {LOSS_WEIGHTINGS}, got '{loss_weighting}'")
-        self.loss_reference_a = float(loss_reference_a) if loss_weighting == "relative" else None
+        self.loss_reference_a = float(loss_reference_a) if loss_weighting != "angstrom" else None
+        self.loss_log_scale = loss_weighting == "log"
         if recipe is not None and not isinstance(recipe, dict):  # a DictConfig from Hydra: plain values only
             from omegaconf import OmegaConf
 
@@ -111,7 +123,7 @@ class DenseResModule(L.LightningModule):
         t = truth[sel]
         if t.numel() == 0:
             return pred.sum() * 0.0
-        loss = pinball_loss_a(p, t, self.net.quantiles, self.loss_reference_a)
+        loss = pinball_loss_a(p, t, self.net.quantiles, self.loss_reference_a, self.loss_log_scale)
         metrics = masked_quantile_metrics(p.detach(), t)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=1, sync_dist=not on_step)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -42,6 +44,16 @@ def test_pinball_loss_known_values():
     assert float(pinball_loss_a(pairs[1], pairs[0], [0.1, 0.5, 0.9], reference_a=5.0)) == pytest.approx(
         0.5 * (2.0 + 0.5) / 2.0)
     assert float(pinball_loss_a(pairs[1], pairs[0], [0.1, 0.5, 0.9])) == pytest.approx(0.5)
+    # log scale at a 5 A reference: the median 2x too coarse costs 0.5 * 5 ln 2 at any resolution
+    doubled = torch.tensor([[2.5, 5.0, 2.5], [10.0, 20.0, 10.0]])
+    assert float(pinball_loss_a(doubled, pairs[0], [0.1, 0.5, 0.9], reference_a=5.0, log_scale=True)) == (
+        pytest.approx(0.5 * 5.0 * math.log(2.0)))
+    # the log-scale loss is minimised by the plain median (4 A); the relative weighting leans finer
+    spread = torch.tensor([2.0, 4.0, 12.0])
+    def loss_at(value_a, **kw):
+        return float(pinball_loss_a(torch.full((3, 3), value_a), spread, [0.1, 0.5, 0.9], reference_a=5.0, **kw))
+    assert loss_at(4.0, log_scale=True) < min(loss_at(3.6, log_scale=True), loss_at(4.4, log_scale=True))
+    assert loss_at(3.6) < loss_at(4.0)
     m = masked_quantile_metrics(torch.tensor([[3.0, 4.0, 6.0], [3.0, 4.0, 4.5]]), truth)
     assert float(m["mae"]) == pytest.approx(1.0) and float(m["coverage"]) == pytest.approx(0.5)
     assert float(m["width"]) == pytest.approx(2.25)
