@@ -131,7 +131,10 @@ def run_bench(output_dir: str, variants: list[dict], groundtruth: dict, sharpeni
                "grid at B = 30 A^2); each method's MAE, bias (median of estimate - modelfsc) and Spearman "
                "against it over the voxels both estimated. Spearman vs B-factor: over atoms, the "
                "local resolution at each atom's voxel against its B-factor (positive = flexible parts read "
-               "coarser). The matrix: Spearman between methods over mask voxels both estimated.\n",
+               "coarser). Below cap: MAE and Spearman against modelfsc over the voxels where it found a "
+               "crossing (at its coarsest shell it is only a bound: map and model disagree even there, as at "
+               "a partial model's ends beside unmodelled density). The matrix: Spearman between methods "
+               "over mask voxels both estimated.\n",
                tables.realmaps_tables(rm)]
     results["seconds_total"] = time.perf_counter() - t_start
     m = results["machine"]

@@ -156,18 +156,22 @@ def realmaps_tables(result: dict) -> str:
         if ref:
             dev = ref["median_a"] - rep if rep else None
             rows.append(["modelfsc (yardstick)", fmt(ref["median_a"]), fmt(dev, signed=True), "-", "-", "-",
-                         "-", fmt(ref.get("spearman_bfactor")), "-", fmt(ref.get("seconds"), 1), "ok"])
+                         "-", fmt(ref.get("spearman_bfactor")), "-", "-", "-", fmt(ref.get("seconds"), 1),
+                         "ok" if ref.get("at_cap_fraction") is None else
+                         f"{100 * ref['at_cap_fraction']:.0f} % of the footprint at its "
+                         f"{ref['cap_a']:.1f} A cap"])
         for k, v in m["variants"].items():
             dev = v["median_a"] - rep if (rep and v.get("median_a") is not None) else None
             rows.append([k, fmt(v.get("median_a")), fmt(dev, signed=True), fmt(v.get("coverage")),
                          fmt(v.get("mae_vs_modelfsc_a")),
                          fmt(v.get("bias_vs_modelfsc_a"), signed=True), fmt(v.get("spearman_modelfsc")),
-                         fmt(v.get("spearman_bfactor")), fmt(v.get("n_atoms")), fmt(v.get("seconds"), 1),
-                         (v.get("error") or "ok")[:90]])
+                         fmt(v.get("spearman_bfactor")), fmt(v.get("n_atoms")),
+                         fmt(v.get("mae_vs_modelfsc_crossed_a")), fmt(v.get("spearman_modelfsc_crossed")),
+                         fmt(v.get("seconds"), 1), (v.get("error") or "ok")[:90]])
         headers = ["method", "median (A)", "median - reported", "coverage", "MAE vs modelfsc (A)",
-                   "bias vs modelfsc (A)", "Spearman vs modelfsc", "Spearman vs B-factor", "atoms", "seconds",
-                   "status"]
-        out.append(markdown_table(headers, rows, "l" + "r" * 9 + "l"))
+                   "bias vs modelfsc (A)", "Spearman vs modelfsc", "Spearman vs B-factor", "atoms",
+                   "MAE below cap (A)", "Spearman below cap", "seconds", "status"]
+        out.append(markdown_table(headers, rows, "l" + "r" * 11 + "l"))
         if len(labels) > 1:
             pair = m["pairwise_spearman"]
             out.append("\n" + markdown_table(["Spearman"] + labels,

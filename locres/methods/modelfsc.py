@@ -65,7 +65,7 @@ def shell_frequencies_per_a(voxel_size_a: float, max_resolution_a: float, shell_
     return np.geomspace(f_lo, f_hi, n)
 
 
-def _default_max_resolution_a(shape_zyx, voxel_size_a: float) -> float:
+def default_max_resolution_a(shape_zyx, voxel_size_a: float) -> float:
     """Coarsest shell: 20 A, but no coarser than a quarter of the smallest box edge (and > Nyquist)."""
     quarter_box_a = min(shape_zyx) * voxel_size_a / 4.0
     return float(max(min(20.0, quarter_box_a), 3.0 * voxel_size_a))
@@ -188,7 +188,7 @@ def local_model_map_fsc(map_zyx: np.ndarray, model_map_zyx: np.ndarray, footprin
         raise LocresError("window_a, shell_width and shell_step must be positive")
     v = float(voxel_size_a)
     if max_resolution_a is None:
-        max_resolution_a = _default_max_resolution_a(map_zyx.shape, v)
+        max_resolution_a = default_max_resolution_a(map_zyx.shape, v)
     freqs = shell_frequencies_per_a(v, max_resolution_a, shell_step, min_shells)
     inside = np.ones(map_zyx.shape, bool) if footprint_mask is None else np.asarray(footprint_mask, bool)
     points = np.argwhere(inside)

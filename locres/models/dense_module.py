@@ -49,7 +49,8 @@ def pinball_loss_a(pred_a: torch.Tensor, truth_a: torch.Tensor, quantiles: list[
     if log_scale:
         if reference_a is None:
             raise LocresError("the log-scale pinball loss needs a reference resolution (reference_a)")
-        d = float(reference_a) * (torch.log(truth_a.clamp_min(1e-3))[:, None] - torch.log(pred_a.clamp_min(1e-3)))
+        log_truth, log_pred = torch.log(truth_a.clamp_min(1e-3)), torch.log(pred_a.clamp_min(1e-3))
+        d = float(reference_a) * (log_truth[:, None] - log_pred)
         return torch.maximum(q * d, (q - 1.0) * d).mean(dim=0).sum()
     d = truth_a[:, None] - pred_a
     per_voxel = torch.maximum(q * d, (q - 1.0) * d)

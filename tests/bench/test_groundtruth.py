@@ -196,6 +196,8 @@ def test_real_map_methods_are_scored_against_the_local_model_map_fsc():
     assert c["mae_vs_modelfsc_a"] == pytest.approx(1.0, abs=1e-5)
     assert c["bias_vs_modelfsc_a"] == pytest.approx(1.0, abs=1e-5)
     assert c["n_vs_modelfsc"] > 0.5 * fp.sum()  # footprint voxels inside the bench's 3 A model mask
+    assert 0.0 <= out["modelfsc"]["at_cap_fraction"] < 1.0
+    assert c["mae_vs_modelfsc_crossed_a"] == pytest.approx(1.0, abs=1e-5)
     from locres.bench.tables import realmaps_tables
 
     table = realmaps_tables({"maps": {"toy": out}})
@@ -215,6 +217,19 @@ def test_real_map_methods_are_scored_against_the_local_model_map_fsc():
     assert pair["voxels"] == n_partial < n_coarser
     assert pair["mae_a"] == pytest.approx(1.0, abs=1e-5) and pair["mae_b"] == pytest.approx(0.0, abs=1e-6)
     assert "| coarser / partial |" in realmaps_tables({"maps": {"toy": out}})
+
+
+def test_scores_below_the_yardsticks_cap_leave_out_its_bound_only_voxels():
+    """Voxels where the model-map FSC found no crossing (its cap) count in the headline, not below the cap."""
+    from locres.bench.realmaps import against_reference
+
+    reference = np.array([4.0, 5.0, 6.0, 20.0, 20.0], np.float32)
+    estimate = np.array([4.0, 5.0, 6.0, 8.0, 7.0], np.float32)
+    rec = against_reference(estimate, reference, np.ones(5, bool), cap_a=20.0)
+    assert rec["mae_vs_modelfsc_a"] == pytest.approx(25.0 / 5)
+    assert rec["mae_vs_modelfsc_crossed_a"] == pytest.approx(0.0)
+    assert rec["spearman_modelfsc_crossed"] == pytest.approx(1.0)
+    assert "mae_vs_modelfsc_crossed_a" not in against_reference(estimate, reference, np.ones(5, bool))
 
 
 def test_equal_coverage_scores_both_modes_on_the_voxels_both_estimated():

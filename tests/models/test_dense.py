@@ -50,8 +50,11 @@ def test_pinball_loss_known_values():
         pytest.approx(0.5 * 5.0 * math.log(2.0)))
     # the log-scale loss is minimised by the plain median (4 A); the relative weighting leans finer
     spread = torch.tensor([2.0, 4.0, 12.0])
+
     def loss_at(value_a, **kw):
-        return float(pinball_loss_a(torch.full((3, 3), value_a), spread, [0.1, 0.5, 0.9], reference_a=5.0, **kw))
+        constant = torch.full((3, 3), value_a)
+        return float(pinball_loss_a(constant, spread, [0.1, 0.5, 0.9], reference_a=5.0, **kw))
+
     assert loss_at(4.0, log_scale=True) < min(loss_at(3.6, log_scale=True), loss_at(4.4, log_scale=True))
     assert loss_at(3.6) < loss_at(4.0)
     m = masked_quantile_metrics(torch.tensor([[3.0, 4.0, 6.0], [3.0, 4.0, 4.5]]), truth)
