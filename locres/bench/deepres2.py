@@ -101,10 +101,14 @@ VARIANTS = {  # name: (method, input kind, params)
 }
 
 
-def run_variant(name: str, ex, mask: np.ndarray) -> tuple[np.ndarray, dict]:
-    """One variant on one case: (resolution map, info)."""
+def run_variant(name: str, ex, mask: np.ndarray, checkpoints: dict[str, str] | None = None
+                ) -> tuple[np.ndarray, dict]:
+    """One variant on one case: (resolution map, info). ``checkpoints``: variant name -> a model file to
+    run in place of its shipped one (candidates of a training run, judged on the validation split)."""
     method, kind, params = VARIANTS[name]
     params = dict(params)
+    if checkpoints and name in checkpoints:
+        params["checkpoint"] = str(checkpoints[name])
     if params.get("checkpoint") == "APPEARANCE":
         from locres.methods.deepres import APPEARANCE_CHECKPOINT
 
@@ -136,7 +140,7 @@ def interval_calibration(extra: dict, truth: np.ndarray, mask: np.ndarray) -> di
 
 
 def run_phantoms(pool: StructurePool, variants: list[str], n_cases: int = 24,
-                 only: list[str] | None = None) -> dict:
+                 only: list[str] | None = None, checkpoints: dict[str, str] | None = None) -> dict:
     rows = []
     for spec in case_specs(n_cases):
         if only and spec["name"] not in only:
@@ -153,7 +157,7 @@ def run_phantoms(pool: StructurePool, variants: list[str], n_cases: int = 24,
         for name in variants:
             t0 = time.perf_counter()
             try:
-                res, out = run_variant(name, ex, ex.mask)
+                res, out = run_variant(name, ex, ex.mask, checkpoints)
             except Exception as exc:  # a variant that cannot run on a case is recorded, not fatal
                 row["results"][name] = {"status": f"failed: {str(exc).splitlines()[0][:200]}"}
                 continue
@@ -199,6 +203,7 @@ def sharpening_study(
     pool: StructurePool,
     variants=("deepres2_map", "deepres_appearance"),
     bfactors_a2=(-100.0, -50.0, 0.0, 50.0, 100.0),
+    checkpoints: dict[str, str] | None = None,
 ) -> dict:
     """Median estimate in the mask of one test phantom after global B sharpening/blurring of its map."""
     spec = {
@@ -231,7 +236,7 @@ def sharpening_study(
                     key,
                     np.fft.irfftn(np.fft.rfftn(getattr(ex, key)) * g, s=ex.map.shape).astype(np.float32),
                 )
-            res, _ = run_variant(name, ex_b, ex.mask)
+            res, _ = run_variant(name, ex_b, ex.mask, checkpoints)
             meds.append(float(np.median(res[ex.mask])))
         out["medians_a"][name] = meds
         out.setdefault("max_shift_a", {})[name] = float(np.ptp(meds))
@@ -306,11 +311,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--only", nargs="*", help="run only these cases (names from the case list)")
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="structures the phantoms come from: test (the reported figures) or val (model work)")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="VARIANT=FILE",
+                   help="run this model file (.pt or .ckpt) as deepres2_map or deepres2_halves")
     a = p.parse_args(argv)
+    checkpoints = {}
+    for item in a.checkpoint:
+        name, _, path = item.partition("=")
+        if name not in ("deepres2_map", "deepres2_halves") or not path:
+            p.error(f"--checkpoint takes deepres2_map=FILE or deepres2_halves=FILE, got '{item}'")
+        if not Path(path).is_file():
+            p.error(f"--checkpoint {name}: no file {path}")
+        checkpoints[name] = path
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     pool, names = test_pool(a.shards, a.split)
     t0 = time.perf_counter()
-    ph = run_phantoms(pool, a.variants, a.cases, a.only)
+    ph = run_phantoms(pool, a.variants, a.cases, a.only, checkpoints)
     out = Path(a.out or ("bench_results/deepres2" if a.split == "test" else "runs/deepres2_val"))
     if a.keep and (out / "phantoms.json").exists():
         ph = merge_previous(ph, json.loads((out / "phantoms.json").read_text()))
@@ -321,7 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_json(out / "phantoms.json", {**meta, **ph})
     sharp = None
     if not a.no_sharpening:
-        sharp = sharpening_study(pool)
+        sharp = sharpening_study(pool, checkpoints=checkpoints)
         atomic_write_json(out / "sharpening.json", {**meta, **sharp})
     elif (out / "sharpening.json").exists():
         sharp = json.loads((out / "sharpening.json").read_text())

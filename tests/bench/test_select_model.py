@@ -31,3 +31,24 @@ def test_default_recipe_is_the_shipped_models_recipe(name):
     shipped = yaml.safe_load((WEIGHTS / f"{name}.yaml").read_text())["data"]["recipe"]
     expected = TrainingMapRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in shipped.items()})
     assert asdict(recipe_from_yaml(DEFAULT_RECIPE)) == asdict(expected)
+
+
+def test_phantom_bench_runs_a_candidate_checkpoint_in_place_of_the_shipped_one():
+    """--checkpoint deepres2_map=FILE: the variant then gives exactly what that model gives."""
+    from types import SimpleNamespace
+
+    from locres.bench.deepres2 import main, run_variant
+
+    rng = np.random.default_rng(0)
+    ex = SimpleNamespace(map=rng.normal(size=(20, 22, 24)).astype(np.float32), voxel_size_a=1.5,
+                         half1=None, half2=None)
+    mask = np.ones(ex.map.shape, bool)
+    appearance, _ = run_variant("deepres_appearance", ex, mask)
+    shipped, _ = run_variant("deepres2_map", ex, mask)
+    swapped, _ = run_variant("deepres2_map", ex, mask, {"deepres2_map": str(WEIGHTS / "deepres_appearance.pt")})
+    np.testing.assert_allclose(swapped, appearance)
+    assert not np.allclose(swapped, shipped)
+    for bad in (["--checkpoint", "deepres_appearance=x.pt"], ["--checkpoint", "deepres2_map=no/such.pt"]):
+        with pytest.raises(SystemExit) as e:
+            main(bad)
+        assert e.value.code == 2
