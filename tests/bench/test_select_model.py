@@ -45,7 +45,8 @@ def test_phantom_bench_runs_a_candidate_checkpoint_in_place_of_the_shipped_one()
     mask = np.ones(ex.map.shape, bool)
     appearance, _ = run_variant("deepres_appearance", ex, mask)
     shipped, _ = run_variant("deepres2_map", ex, mask)
-    swapped, _ = run_variant("deepres2_map", ex, mask, {"deepres2_map": str(WEIGHTS / "deepres_appearance.pt")})
+    candidate = {"deepres2_map": str(WEIGHTS / "deepres_appearance.pt")}
+    swapped, _ = run_variant("deepres2_map", ex, mask, candidate)
     np.testing.assert_allclose(swapped, appearance)
     assert not np.allclose(swapped, shipped)
     for bad in (["--checkpoint", "deepres_appearance=x.pt"], ["--checkpoint", "deepres2_map=no/such.pt"]):
