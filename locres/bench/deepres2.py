@@ -327,12 +327,16 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     ph = run_phantoms(pool, a.variants, a.cases, a.only, checkpoints)
     out = Path(a.out or ("bench_results/deepres2" if a.split == "test" else "runs/deepres2_val"))
+    earlier = []
     if a.keep and (out / "phantoms.json").exists():
-        ph = merge_previous(ph, json.loads((out / "phantoms.json").read_text()))
+        previous = json.loads((out / "phantoms.json").read_text())
+        ph = merge_previous(ph, previous)
+        earlier = previous.get("earlier_runs", []) + [
+            {k: previous[k] for k in ("command", "seconds", "loadavg") if k in previous}]
     cmd = "python -m locres.bench.deepres2 " + " ".join(argv if argv is not None else sys.argv[1:])
     meta = {"command": cmd, "split": a.split, f"{a.split}_structures": names,
             "seconds": round(time.perf_counter() - t0, 1),
-            "loadavg": open("/proc/loadavg").read().split()[:3]}
+            "loadavg": open("/proc/loadavg").read().split()[:3], "earlier_runs": earlier}
     atomic_write_json(out / "phantoms.json", {**meta, **ph})
     sharp = None
     if not a.no_sharpening:
