@@ -68,6 +68,11 @@ def model_mask(idx_zyx: np.ndarray, shape_zyx, voxel_size_a: float, radius_a: fl
     return ndimage.binary_dilation(mask, structure=(zz**2 + yy**2 + xx**2) <= r * r)
 
 
+def below_cap(reference_a: np.ndarray, cap_a: float) -> np.ndarray:
+    """Where the model-map FSC found a crossing: below its coarsest shell ``cap_a`` (at it, only a bound)."""
+    return reference_a < cap_a * (1 - 1e-4)
+
+
 def model_fsc_reference(volume, structure, idx_zyx: np.ndarray, bfac: np.ndarray) -> tuple[np.ndarray, dict]:
     """The local model-map FSC of one real map (0 outside the footprint) and its summary."""
     t0 = time.perf_counter()
@@ -78,7 +83,7 @@ def model_fsc_reference(volume, structure, idx_zyx: np.ndarray, bfac: np.ndarray
     vals = ref[footprint]
     cap_a = default_max_resolution_a(volume.data.shape, volume.voxel_size_a)
     rec = {"median_a": float(np.median(vals)), "p5_a": float(np.percentile(vals, 5)),
-           "cap_a": cap_a, "at_cap_fraction": float(np.mean(vals >= cap_a * (1 - 1e-4))),
+           "cap_a": cap_a, "at_cap_fraction": float(np.mean(~below_cap(vals, cap_a))),
            "p95_a": float(np.percentile(vals, 95)), "footprint_voxels": int(footprint.sum()),
            "spearman_bfactor": spearman(at[ok], bfac[ok]), "seconds": round(time.perf_counter() - t0, 2)}
     log.info("  %-16s median %.2f A (5-95 %% %.2f-%.2f), Spearman vs B %.2f, %.1f s", "modelfsc",
@@ -99,7 +104,7 @@ def against_reference(estimate_a: np.ndarray, reference_a: np.ndarray, mask: np.
            "spearman_modelfsc": spearman(estimate_a[both], reference_a[both]),
            "n_vs_modelfsc": int(both.sum())}
     if cap_a is not None:
-        crossed = both & (reference_a < cap_a * (1 - 1e-4))
+        crossed = both & below_cap(reference_a, cap_a)
         e, r = estimate_a[crossed], reference_a[crossed]
         rec["mae_vs_modelfsc_crossed_a"] = float(np.mean(np.abs(e - r))) if e.size else None
         rec["spearman_modelfsc_crossed"] = spearman(e, r) if e.size else None
