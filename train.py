@@ -82,13 +82,16 @@ def train(cfg) -> dict:
     net = instantiate(cfg.model)
     if cfg.get("init_from"):  # fine-tune: start from another run's weights (not a resume)
         from locres.io.checkpoints import load_deepres
-        from locres.models.dense import DenseQuantileNet, load_with_appended_inputs
+        from locres.models.dense import DenseQuantileNet, load_grown
 
         init, _ = load_deepres(cfg.init_from)
         try:
             if isinstance(net, DenseQuantileNet) and isinstance(init, DenseQuantileNet):
-                # a newer feature version appends channels: their weights start at zero
-                load_with_appended_inputs(net, init.state_dict())
+                # a newer feature version appends channels, a wider net adds some: the grown net
+                # starts as the old one
+                grown = load_grown(net, init.state_dict())
+                log.info("init_from %s: %d input channels appended, width %d -> %d", cfg.init_from,
+                         grown["appended_inputs"], grown["width_from"], net.net_config["width"])
             else:
                 net.load_state_dict(init.state_dict())
         except (RuntimeError, LocresError) as exc:

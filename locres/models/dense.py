@@ -117,26 +117,53 @@ class DenseQuantileNet(nn.Module):
         return self.to_quantiles_a(self.head(torch.cat([h, c], dim=1)))
 
 
-def load_with_appended_inputs(net: DenseQuantileNet, state: dict[str, torch.Tensor]) -> int:
-    """Load ``state`` (a net that read fewer input channels, the same ones first) into ``net``: the
-    weights of the appended input channels start at zero, so the grown net starts as the old one.
-    Returns how many input channels were appended; a state of any other shape is refused."""
+def _old_input_index(name: str, old_width: int, new_width: int, n_old_in: int) -> torch.Tensor:
+    """Where the old net's input channels of layer ``name`` sit in the grown net's: the same positions,
+    except the head's first layer, which reads ``cat([stem, context])`` and so finds the old context
+    channels after all the new stem's."""
+    if name.startswith("head.0."):
+        return torch.cat([torch.arange(old_width), new_width + torch.arange(old_width)])
+    return torch.arange(n_old_in)
+
+
+def load_grown(net: DenseQuantileNet, state: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Load ``state``, the weights of a smaller net of the same layers, into ``net``, so that the grown
+    net starts as exactly the old one.
+
+    A net grows in two ways, together or apart: appended input channels (a newer feature version, the
+    same channels first) and a greater width. The old weights go to the old positions; every weight from
+    a new channel into an old one is zero, so old channels compute what they did and the output layer
+    reads nothing new; weights into the new channels keep ``net``'s fresh initialisation, so they learn.
+    Returns ``{"appended_inputs": n, "width_from": w_old}``; weights of another shape are refused.
+    """
     own = net.state_dict()
     if set(own) != set(state):
         raise LocresError("the weights are of another net (different layers)")
-    appended = 0
+    old_width = int(state["stem.0.weight"].shape[0])
+    new_width = int(own["stem.0.weight"].shape[0])
+    appended = int(own["stem.0.weight"].shape[1] - state["stem.0.weight"].shape[1])
     for name, value in state.items():
         target = own[name]
-        if value.shape == target.shape:
-            target.copy_(value)
-        elif (name == "stem.0.weight" and value.shape[0] == target.shape[0]
-              and value.shape[2:] == target.shape[2:] and value.shape[1] < target.shape[1]):
-            appended = target.shape[1] - value.shape[1]
-            target.zero_()
-            target[:, : value.shape[1]] = value
-        else:
+        fits = value.ndim == target.ndim and all(a <= b for a, b in zip(value.shape, target.shape))
+        if not fits or appended < 0 or old_width > new_width or value.shape[2:] != target.shape[2:]:
             raise LocresError(
                 f"the weights do not fit: {name} is {tuple(value.shape)}, the net's {tuple(target.shape)}"
             )
+        n_out = value.shape[0]
+        if value.ndim == 1:  # biases
+            target[:n_out] = value
+            continue
+        cols = _old_input_index(name, old_width, new_width, value.shape[1])
+        if int(cols.max()) >= target.shape[1]:
+            raise LocresError(f"the weights do not fit: {name} is {tuple(value.shape)}")
+        target[:n_out] = 0.0  # old outputs read no new channel
+        target[:n_out, cols] = value
     net.load_state_dict(own)
-    return appended
+    return {"appended_inputs": appended, "width_from": old_width}
+
+
+def load_with_appended_inputs(net: DenseQuantileNet, state: dict[str, torch.Tensor]) -> int:
+    """:func:`load_grown` for a net of the same width: how many input channels were appended."""
+    if state["stem.0.weight"].shape[0] != net.state_dict()["stem.0.weight"].shape[0]:
+        raise LocresError("the weights do not fit: another width (use load_grown to widen a net)")
+    return load_grown(net, state)["appended_inputs"]

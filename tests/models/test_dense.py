@@ -80,3 +80,25 @@ def test_a_net_grown_by_appended_inputs_starts_as_the_old_one():
     with pytest.raises(LocresError, match="do not fit"):
         load_with_appended_inputs(DenseQuantileNet(inputs="halves", features=3, width=4, dilations=(1,)),
                                   old.state_dict())
+
+
+def test_a_widened_net_with_appended_inputs_starts_as_the_old_one_and_its_new_channels_learn():
+    from locres.models.dense import load_grown
+
+    torch.manual_seed(2)
+    old = DenseQuantileNet(inputs="halves", features=3, width=8, dilations=(1, 2))
+    for p in old.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    new = DenseQuantileNet(inputs="halves", features=4, width=12, dilations=(1, 2))
+    n_old = n_feature_channels("halves", version=3)
+    assert load_grown(new, old.state_dict()) == {"appended_inputs": new.in_channels - n_old, "width_from": 8}
+    x = torch.randn(1, new.in_channels, 6, 5, 7)
+    out = new(x)
+    torch.testing.assert_close(out, old(x[:, :n_old]).detach())
+    # the zero weights from new channels into old ones get gradients: the new channels are not dead
+    out[:, 1].sum().backward()
+    assert new.head[0].weight.grad[:8, 8:12].abs().sum() > 0
+    assert new.head[0].weight.grad[:8, 20:24].abs().sum() > 0
+    # a narrower net cannot take a wider one's weights
+    with pytest.raises(LocresError, match="do not fit"):
+        load_grown(DenseQuantileNet(inputs="halves", features=4, width=4, dilations=(1, 2)), old.state_dict())

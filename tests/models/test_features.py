@@ -140,3 +140,24 @@ def test_version_3_adds_wide_correlations_and_the_local_fsc_crossing():
     # single-map features do not change with version 3
     np.testing.assert_array_equal(dense_features(1.0, 1.0, map_zyx=h1, version=3),
                                   dense_features(1.0, 1.0, map_zyx=h1, version=2))
+
+
+@pytest.mark.parametrize("ssnr", [0.25, 1.0, 4.0])
+def test_version_4_local_ssnr_against_the_half_difference_noise_has_its_known_value(ssnr):
+    """Half maps of one white signal plus independent white noise: every band's SSNR is the variance
+    ratio, so ``log(E_avg / N)`` is ``log(1 + 2 SSNR)`` everywhere: the median over the box within
+    0.1 in every band of 10 A and finer (a 48 A box holds too few Fourier terms in the coarser bands for
+    one noise draw to show the expectation). Versions 3 and 4 share their first channels."""
+    rng = np.random.default_rng(5)
+    shape = (48, 48, 48)
+    signal = make_noise(shape, np.sqrt(ssnr), rng)
+    h1, h2 = (signal + make_noise(shape, 1.0, rng) for _ in range(2))
+    f4 = dense_features(1.0, 1.0, half1_zyx=h1, half2_zyx=h2, inputs="halves", version=4)
+    f3 = dense_features(1.0, 1.0, half1_zyx=h1, half2_zyx=h2, inputs="halves", version=3)
+    n = len(BAND_RESOLUTIONS_A)
+    assert f4.shape[0] == n_feature_channels("halves", version=4) == f3.shape[0] + n
+    np.testing.assert_array_equal(f4[: f3.shape[0]], f3)
+    ssnr_bands = f4[f3.shape[0]:]
+    for k in range(n):
+        if BAND_RESOLUTIONS_A[k] <= 10.0:
+            assert np.median(ssnr_bands[k]) == pytest.approx(np.log(1 + 2 * ssnr), abs=0.1), k
