@@ -120,6 +120,9 @@ class TrainingExample:
     truth_a: np.ndarray
     voxel_size_a: float
     info: dict = field(default_factory=dict)
+    # the noise-free, locally filtered map both halves share, before any global filter, flattening, scale
+    # or offset (studies of the target: locres.bench.truth_vs_local_fsc)
+    signal: np.ndarray | None = None
 
 
 def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -372,4 +375,5 @@ def make_training_example(
         truth_a=truth.astype(np.float32),
         voxel_size_a=v,
         info=info,
+        signal=np.asarray(local, np.float32),
     )

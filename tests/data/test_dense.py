@@ -92,9 +92,10 @@ def test_dense_recipe_trains_exports_and_loads(shards_dir, tmp_path):
     assert out.resolution_a.shape == d.shape and set(out.extra_maps) == {"lo", "hi"}
 
 
-def test_half_map_recipe_fine_tunes_the_shipped_model_with_feature_version_3(shards_dir, tmp_path):
-    """init_from the shipped half-map model into the recipe's version-3 net (a version-2 model would grow:
-    tests/models/test_dense.py), trained one step, exported, and run by the dense inference on half maps."""
+def test_half_map_recipe_fine_tunes_the_shipped_model(shards_dir, tmp_path):
+    """init_from the shipped half-map model into a net of its feature version and width (an older or
+    narrower model would grow: tests/models/test_dense.py), trained one step, exported, and run by the
+    dense inference on half maps."""
     import sys
 
     from locres.cli import run_cli
@@ -106,16 +107,20 @@ def test_half_map_recipe_fine_tunes_the_shipped_model_with_feature_version_3(sha
     sys.path.insert(0, str(repo))
     import train as train_py
 
+    shipped = repo / "locres" / "weights" / "deepres2_halves.pt"
+    shipped_net = load_model(shipped).net
+    version, width = shipped_net.feature_version, shipped_net.net_config["width"]
+    assert version >= 3
     argv = ["experiment=deepres2_halves", f"data.shards_dir={shards_dir}",
             f"hydra.run.dir={tmp_path / 'run'}",
             "data.maps_per_epoch=1", "data.val_maps=1", "data.test_maps=1", "data.num_workers=0",
-            "data.feature_version=3", f"init_from={repo / 'locres' / 'weights' / 'deepres2_halves.pt'}",
+            f"data.feature_version={version}", f"model.width={width}", f"init_from={shipped}",
             "trainer.max_epochs=1", "trainer.accumulate_grad_batches=1", "test=false",
             "callbacks.progress_bar.refresh_rate=0", f"export={tmp_path / 'h.pt'}"]
     run_cli(train_py.train, "train", argv=argv)
     model = load_model(tmp_path / "h.pt")
-    assert model.meta["inputs"] == "halves" and model.net.feature_version == 3
-    assert model.net.in_channels == n_feature_channels("halves", version=3)
+    assert model.meta["inputs"] == "halves" and model.net.feature_version == version
+    assert model.net.in_channels == n_feature_channels("halves", version=version)
     rng = np.random.default_rng(4)
     d = synthetic_density((30, 28, 26), 1.1, rng)
     h1, h2 = (d + 0.2 * float(d.std()) * rng.standard_normal(d.shape).astype(np.float32) for _ in range(2))
