@@ -2,7 +2,8 @@
 
     python -m locres.bench.truth_vs_local_fsc --shards runs/training_set [--cases 16] [--draws 8]
 
-For the phantom bench's cases (:func:`locres.bench.deepres2.case_specs`, validation-split structures:
+For the phantom bench's cases at 1 A/px (the model grid itself, so the features need no resampling) that are
+neither sharpened nor flattened (:func:`locres.bench.deepres2.case_specs`, validation-split structures:
 this studies the target, it chooses no model), each made twice: with the case's spatial pattern, and
 with one resolution over the whole molecule (pattern ``uniform``, so no neighbour's finer or coarser
 signal can enter a window). For each, the half maps' shared signal gets ``--draws`` fresh noise draws of
