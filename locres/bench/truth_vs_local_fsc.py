@@ -1,16 +1,18 @@
 """How far the expected-local-FSC truth lies from what an ideal local FSC measures on the same map.
 
-    python -m locres.bench.truth_vs_local_fsc --shards runs/training_set [--cases 16] [--draws 8]
+    python -m locres.bench.truth_vs_local_fsc --shards runs/training_set [--cases 48] [--draws 8]
 
-For the phantom bench's cases at 1 A/px (the model grid itself, so the features need no resampling) that are
-neither sharpened nor flattened (:func:`locres.bench.deepres2.case_specs`, validation-split structures:
-this studies the target, it chooses no model), each made twice: with the case's spatial pattern, and
-with one resolution over the whole molecule (pattern ``uniform``, so no neighbour's finer or coarser
-signal can enter a window). For each, the half maps' shared signal gets ``--draws`` fresh noise draws of
-the case's own noise spectrum (the case's noise with its Fourier phases randomised); the band correlations
-of the half-map features (narrow windows, :mod:`locres.models.features`) are averaged over the draws,
-which leaves the expected local FSC of those windows, and its 0.143 crossing is compared with the truth
-over the mask (MAE, bias = mean of crossing - truth). A single draw's crossing is reported beside it.
+For the phantom bench's cases that are neither sharpened nor flattened
+(:func:`locres.bench.deepres2.case_specs`, validation-split structures: this studies the target, it chooses
+no model; signal, noise, truth and mask put on the nets' 1 A grid by :func:`locres.core.maps.to_model_grid`,
+as the nets see them), each made twice: with the case's spatial pattern, and with one resolution over the
+whole molecule (pattern ``uniform``, so no neighbour's finer or coarser signal can enter a window). For
+each, the half maps' shared signal gets ``--draws`` fresh noise draws of the case's own noise spectrum (the
+case's noise with its Fourier phases randomised); the band correlations of the half-map features (narrow
+windows, :mod:`locres.models.features`) are averaged over the draws, which leaves the expected local FSC of
+those windows, and its 0.143 crossing is compared with the truth over the mask (MAE, bias = mean of crossing
+- truth). A single draw's crossing is reported beside it, and the shipped half-map model's reading of the
+case's own half maps (on the input grid).
 Writes ``bench_results/deepres2/truth_vs_local_fsc.json``.
 """
 
@@ -26,12 +28,14 @@ from pathlib import Path
 import numpy as np
 import scipy.fft as sfft
 
-from locres.bench.deepres2 import case_recipe, case_specs, test_pool
+from locres.bench.deepres2 import case_recipe, case_specs, run_variant, test_pool
+from locres.core.maps import to_model_grid
 from locres.io.atomic import atomic_write_json
 from locres.models.features import BAND_RESOLUTIONS_A, band_features_model_grid, fsc_crossing_resolution_a
 from locres.simulate.training_maps import make_training_example
 
 log = logging.getLogger(__name__)
+ESTIMATES = ("expected_local_fsc", "one_draw", "deepres2_halves")
 
 
 def noise_like(noise: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -67,16 +71,22 @@ def study_case(spec: dict, pool, draws: int, uniform: bool) -> dict | None:
     if uniform:
         recipe = replace(recipe, patterns=("uniform",))
     ex = make_training_example(pool.draw(rng, n), recipe, rng)
-    if ex.voxel_size_a != 1.0 or spec["global_bfactor_a2"] or spec["flatten"]:
-        return None  # the features' grid is the map's own only at 1 A; filtered cases change the noise
+    if spec["global_bfactor_a2"] or spec["flatten"]:
+        return None  # global filters and flattening act on the noise after the signal was kept
+    v = ex.voxel_size_a
     # half1 - map = (n1 - n2) / 2 (the offset cancels): half of one half's noise power, so times sqrt 2
-    noise = np.sqrt(2.0) * (ex.half1 - ex.map)
-    expected, single = expected_band_correlation(ex.signal, noise, draws, np.random.default_rng(0))
+    noise = to_model_grid(np.sqrt(2.0) * (ex.half1 - ex.map), v, 1.0)
+    signal = to_model_grid(ex.signal, v, 1.0)
+    expected, single = expected_band_correlation(signal, noise, draws, np.random.default_rng(0))
     sub = (slice(None, None, 2),) * 3
-    truth, mask = ex.truth_a[sub], ex.mask[sub]
+    truth = to_model_grid(ex.truth_a, v, 1.0, lowpass=False)[sub]
+    mask = to_model_grid(ex.mask.astype(np.float32), v, 1.0, lowpass=False)[sub] > 0.5
+    model_a, _ = run_variant("deepres2_halves", ex, ex.mask)
+    d = model_a[ex.mask] - ex.truth_a[ex.mask]
     return {
-        "name": spec["name"], "kind": spec["kind"], "snr": spec["snr"], "pattern": "uniform" if uniform
-        else spec["pattern"],
+        "deepres2_halves": {"mae_a": float(np.mean(np.abs(d))), "bias_a": float(np.mean(d))},
+        "name": spec["name"], "kind": spec["kind"], "snr": spec["snr"], "voxel_size_a": v,
+        "pattern": "uniform" if uniform else spec["pattern"],
         "expected_local_fsc": crossing_against_truth(fsc_crossing_resolution_a(expected), truth, mask),
         "one_draw": crossing_against_truth(fsc_crossing_resolution_a(single), truth, mask),
     }
@@ -108,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
             sel = [r for r in rows if r["kind"] == kind and (r["pattern"] == "uniform") == uniform]
             if sel:
                 mean = {f"{est}_{m}": float(np.mean([r[est][m] for r in sel]))
-                        for est in ("expected_local_fsc", "one_draw") for m in ("mae_a", "bias_a")}
+                        for est in ESTIMATES for m in ("mae_a", "bias_a")}
                 summary[f"{kind}, {'uniform' if uniform else 'pattern'}"] = {"cases": len(sel), **mean}
     cmd = "python -m locres.bench.truth_vs_local_fsc " + " ".join(argv if argv is not None else sys.argv[1:])
     atomic_write_json(Path(a.out), {
