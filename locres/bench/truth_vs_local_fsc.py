@@ -65,14 +65,14 @@ def crossing_against_truth(crossing_a: np.ndarray, truth_a: np.ndarray, mask: np
 
 
 def study_case(spec: dict, pool, draws: int, uniform: bool) -> dict | None:
+    if spec["global_bfactor_a2"] or spec["flatten"]:
+        return None  # global filters and flattening act on the noise after the signal was kept
     rng = np.random.default_rng(spec["seed"])
     n = int(rng.integers(1, 3))
     recipe = case_recipe(spec)
     if uniform:
         recipe = replace(recipe, patterns=("uniform",))
     ex = make_training_example(pool.draw(rng, n), recipe, rng)
-    if spec["global_bfactor_a2"] or spec["flatten"]:
-        return None  # global filters and flattening act on the noise after the signal was kept
     v = ex.voxel_size_a
     # half1 - map = (n1 - n2) / 2 (the offset cancels): half of one half's noise power, so times sqrt 2
     noise = to_model_grid(np.sqrt(2.0) * (ex.half1 - ex.map), v, 1.0)

@@ -161,9 +161,3 @@ def load_grown(net: DenseQuantileNet, state: dict[str, torch.Tensor]) -> dict[st
     net.load_state_dict(own)
     return {"appended_inputs": appended, "width_from": old_width}
 
-
-def load_with_appended_inputs(net: DenseQuantileNet, state: dict[str, torch.Tensor]) -> int:
-    """:func:`load_grown` for a net of the same width: how many input channels were appended."""
-    if state["stem.0.weight"].shape[0] != net.state_dict()["stem.0.weight"].shape[0]:
-        raise LocresError("the weights do not fit: another width (use load_grown to widen a net)")
-    return load_grown(net, state)["appended_inputs"]

@@ -63,7 +63,7 @@ def test_pinball_loss_known_values():
 
 
 def test_a_net_grown_by_appended_inputs_starts_as_the_old_one():
-    from locres.models.dense import load_with_appended_inputs
+    from locres.models.dense import load_grown
 
     torch.manual_seed(1)
     old = DenseQuantileNet(inputs="halves", features=2, width=8, dilations=(1,))
@@ -72,14 +72,13 @@ def test_a_net_grown_by_appended_inputs_starts_as_the_old_one():
     new = DenseQuantileNet(inputs="halves", features=3, width=8, dilations=(1,))
     n_old, n_new = n_feature_channels("halves", version=2), n_feature_channels("halves", version=3)
     assert new.in_channels == n_new > n_old
-    assert load_with_appended_inputs(new, old.state_dict()) == n_new - n_old
+    assert load_grown(new, old.state_dict()) == {"appended_inputs": n_new - n_old, "width_from": 8}
     x = torch.randn(1, n_new, 6, 5, 7)
     with torch.no_grad():
         torch.testing.assert_close(new(x), old(x[:, :n_old]))
-    # another width is another net: refused, not half loaded
+    # a narrower net cannot hold it: refused, not half loaded
     with pytest.raises(LocresError, match="do not fit"):
-        load_with_appended_inputs(DenseQuantileNet(inputs="halves", features=3, width=4, dilations=(1,)),
-                                  old.state_dict())
+        load_grown(DenseQuantileNet(inputs="halves", features=3, width=4, dilations=(1,)), old.state_dict())
 
 
 def test_a_widened_net_with_appended_inputs_starts_as_the_old_one_and_its_new_channels_learn():
