@@ -18,8 +18,9 @@ data_prep shards) :func:`make_training_example` builds, at a random voxel size:
 
 The truth is :mod:`locres.simulate.fsc_target`'s: from the clean density's power spectrum inside the
 molecular mask, scaled at each voxel by how much signal its neighbourhood holds (``signal_window_a``,
-the local signal fraction; 0 for the first models' whole-molecule spectrum), the local transfer and
-the noise power spectrum. Steps 4 and 5 leave it unchanged, as
+the local signal fraction; 0 for the first models' whole-molecule spectrum), the local transfers' power
+mixed over the same window (``transfer_window_a``; 0 for the voxel's own transfer, the models before
+2026-12-07) and the noise power spectrum. Steps 4 and 5 leave it unchanged, as
 they should: a global filter changes no signal-to-noise ratio, flattening changes nothing inside the
 mask (only no voxel reads finer than where a global filter leaves nothing: the truth is clipped at a
 raised cosine's cut, where a Butterworth's power falls below ``soft_lowpass_power_floor`` and where
@@ -54,6 +55,7 @@ from locres.simulate.fsc_target import (
     local_signal_fraction,
     shell_power_per_voxel,
     truth_from_ladder_position_a,
+    windowed_ladder_truth_a,
 )
 from locres.simulate.noise import make_noise, mean_power_of_transfer, noise_sigma_for_snr, noise_transfer
 from locres.simulate.phantom import PATTERNS, truth_field
@@ -91,6 +93,9 @@ class TrainingMapRecipe:
     scale_range: tuple[float, float] = (0.1, 10.0)
     threshold: float = 0.143
     signal_window_a: float = 5.0  # Gaussian sigma of the local signal fraction (fsc_target); 0: rho = 1
+    # Gaussian sigma over which the local filters are mixed into the local signal spectrum
+    # (fsc_target.windowed_ladder_truth_a); 0: the filter at the voxel alone (the models before 2026-12-07)
+    transfer_window_a: float = 5.0
     truth_range_a: tuple[float, float] = (2.0, 20.0)
 
     def __post_init__(self):
@@ -300,6 +305,7 @@ def make_training_example(
     freq, clean_power = shell_power_per_voxel(clean, v, n_voxels=float(mask.sum()))
     noise_power = noise_shell_power(shape, v, sigma_half, t_noise)
     transfers = ladder_transfers(kind, freq, v, rungs)
+    rho = None
     if recipe.signal_window_a > 0:
         rho = local_signal_fraction(clean, mask, v, recipe.signal_window_a, freq_grid_per_a=freq3)
         table = crossing_table_a(freq, clean_power, noise_power, transfers, recipe.threshold,
@@ -308,6 +314,10 @@ def make_training_example(
     else:
         table = crossing_table_a(freq, clean_power, noise_power, transfers, recipe.threshold)
         truth = truth_from_ladder_position_a(position, table)
+    if recipe.transfer_window_a > 0:  # in the molecule the filters a window mixes; outside the voxel's own
+        windowed = windowed_ladder_truth_a(position, mask, freq, clean_power, noise_power, transfers,
+                                           recipe.transfer_window_a, v, rho, recipe.threshold)
+        truth = np.where(mask, windowed, truth)
     truth = np.clip(truth, *recipe.truth_range_a)
 
     # every random draw happens whatever is chosen, so switching one step off leaves the others as they were

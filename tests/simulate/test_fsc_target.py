@@ -16,6 +16,7 @@ from locres.simulate.fsc_target import (
     local_signal_fraction,
     shell_power_per_voxel,
     truth_from_ladder_position_a,
+    windowed_ladder_truth_a,
 )
 from locres.simulate.noise import make_noise
 from locres.simulate.phantom import synthetic_density
@@ -148,3 +149,41 @@ def test_signal_fraction_without_a_window_is_one_and_an_empty_mask_is_refused():
     np.testing.assert_array_equal(local_signal_fraction(d, np.ones(d.shape, bool), 1.0, 0.0), 1.0)
     with pytest.raises(LocresError, match="mask is empty"):
         local_signal_fraction(d, np.zeros(d.shape, bool), 1.0, 5.0)
+
+
+def _two_cut_ladder(p_over_n: float, n_shells: int = 129):
+    """Flat clean power ``p_over_n`` times the noise, rungs cut at 8 A (coarse, 0) and 3 A (fine, 1)."""
+    freq = np.arange(n_shells) / (2 * (n_shells - 1) * 1.0)
+    h = np.stack([raised_cosine_lowpass_transfer(freq, r, 1.0, width_digital=0.001) for r in (8.0, 3.0)])
+    return freq, np.full(n_shells, p_over_n), np.ones(n_shells), h
+
+
+@pytest.mark.parametrize("p_over_n", [0.3, 0.5, 4.0])
+def test_windowed_truth_of_a_uniform_field_is_the_voxel_truth(p_over_n):
+    freq, clean, noise, h = _two_cut_ladder(p_over_n)
+    position = np.full((12, 12, 12), 0.4, np.float32)
+    mask = np.ones(position.shape, bool)
+    voxel = truth_from_ladder_position_a(position, crossing_table_a(freq, clean, noise, h))
+    windowed = windowed_ladder_truth_a(position, mask, freq, clean, noise, h, 5.0, 1.0)
+    np.testing.assert_allclose(windowed, voxel, rtol=0.02)
+
+
+def test_windowed_truth_mixes_the_filters_a_window_covers():
+    """A step from an 8 A cut (x < 24) to a 3 A cut: the two voxels at the step see 43 % and 57 % of
+    the fine side in a 3 A window, so their expected SSNR between 1/8 and 1/3 A^-1 is that fraction of
+    P/N. With P/N = 0.5 both stay above 0.167 (t = 0.143) and read the 3 A cut; with P/N = 0.25 both fall
+    below it and read 8 A. Far from the step every voxel reads its own cut, and without a window every
+    voxel does (the fine side at P/N = 0.25 too)."""
+    shape = (8, 8, 48)
+    position = np.zeros(shape, np.float32)
+    position[..., 24:] = 1.0
+    mask = np.ones(shape, bool)
+    for p_over_n, at_step in ((0.5, 3.0), (0.25, 8.0)):
+        freq, clean, noise, h = _two_cut_ladder(p_over_n)
+        got = windowed_ladder_truth_a(position, mask, freq, clean, noise, h, 3.0, 1.0)
+        np.testing.assert_allclose(got[..., 10:14], 8.0, rtol=0.05)  # far on the coarse side
+        np.testing.assert_allclose(got[..., 34:38], 3.0, rtol=0.05)  # far on the fine side
+        np.testing.assert_allclose(got[..., 23:25], at_step, rtol=0.05)
+        own = windowed_ladder_truth_a(position, mask, freq, clean, noise, h, 0.0, 1.0)
+        np.testing.assert_allclose(own[..., :24], 8.0, rtol=0.05)
+        np.testing.assert_allclose(own[..., 24:], 3.0, rtol=0.05)
