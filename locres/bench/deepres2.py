@@ -17,6 +17,7 @@ models without looking at the test split; written to ``runs/deepres2_val`` unles
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import sys
@@ -129,6 +130,36 @@ def run_variant(name: str, ex, mask: np.ndarray, checkpoints: dict[str, str] | N
     return np.asarray(out.resolution_a), {"extra": out.extra_maps or {}, "info": out.info}
 
 
+CACHEABLE = ("resmap_single", "monores_single", "blocres", "torch_local_resolution")  # no locres weights
+
+
+def cached_run_variant(name: str, ex, mask: np.ndarray, checkpoints: dict[str, str] | None,
+                       estimates_dir: Path | None) -> tuple[np.ndarray, dict, float]:
+    """:func:`run_variant` and its wall seconds; with ``estimates_dir``, an analytical or outside
+    variant's estimate is kept there under a hash of exactly what it was given (its maps, voxel size and
+    mask), so a bench re-run with another truth (the maps unchanged) reuses it: torch-local-resolution
+    takes over an hour for the test cases on 2 cores."""
+    key = None
+    if estimates_dir is not None and name in CACHEABLE:
+        _, kind, _ = VARIANTS[name]
+        h = hashlib.sha1(f"{name} {ex.voxel_size_a!r}".encode())
+        for a in ((ex.map,) if kind == "map" else (ex.half1, ex.half2)) + (mask,):
+            h.update(np.ascontiguousarray(a).tobytes())
+        key = Path(estimates_dir) / name / f"{h.hexdigest()}.npz"
+        if key.exists():
+            with np.load(key) as z:
+                return z["resolution_a"], {"extra": {}, "info": {"cached": str(key)}}, float(z["seconds"])
+    t0 = time.perf_counter()
+    res, out = run_variant(name, ex, mask, checkpoints)
+    seconds = time.perf_counter() - t0
+    if key is not None:
+        key.parent.mkdir(parents=True, exist_ok=True)
+        tmp = key.with_suffix(".tmp.npz")
+        np.savez(tmp, resolution_a=np.asarray(res, np.float32), seconds=seconds)
+        tmp.replace(key)
+    return res, out, seconds
+
+
 def interval_calibration(extra: dict, truth: np.ndarray, mask: np.ndarray) -> dict | None:
     if "lo" not in extra or "hi" not in extra:
         return None
@@ -140,7 +171,8 @@ def interval_calibration(extra: dict, truth: np.ndarray, mask: np.ndarray) -> di
 
 
 def run_phantoms(pool: StructurePool, variants: list[str], n_cases: int = 24,
-                 only: list[str] | None = None, checkpoints: dict[str, str] | None = None) -> dict:
+                 only: list[str] | None = None, checkpoints: dict[str, str] | None = None,
+                 estimates_dir: Path | None = None) -> dict:
     rows = []
     for spec in case_specs(n_cases):
         if only and spec["name"] not in only:
@@ -155,15 +187,14 @@ def run_phantoms(pool: StructurePool, variants: list[str], n_cases: int = 24,
             "results": {},
         }
         for name in variants:
-            t0 = time.perf_counter()
             try:
-                res, out = run_variant(name, ex, ex.mask, checkpoints)
+                res, out, seconds = cached_run_variant(name, ex, ex.mask, checkpoints, estimates_dir)
             except Exception as exc:  # a variant that cannot run on a case is recorded, not fatal
                 row["results"][name] = {"status": f"failed: {str(exc).splitlines()[0][:200]}"}
                 continue
             m = error_metrics(res, ex.truth_a, ex.mask)
             cal = interval_calibration(out["extra"], ex.truth_a, ex.mask)
-            m.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
+            m.update(status="ok", seconds=round(seconds, 2))
             if cal:
                 m["interval"] = cal
             row["results"][name] = m
@@ -313,6 +344,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="structures the phantoms come from: test (the reported figures) or val (model work)")
     p.add_argument("--checkpoint", action="append", default=[], metavar="VARIANT=FILE",
                    help="run this model file (.pt or .ckpt) as deepres2_map or deepres2_halves")
+    p.add_argument("--estimates", default=None, metavar="DIR",
+                   help="keep and reuse the analytical and outside variants' estimates here (e.g. "
+                        "runs/bench_estimates): a re-run after a change of truth or model skips them")
     a = p.parse_args(argv)
     checkpoints = {}
     for item in a.checkpoint:
@@ -325,7 +359,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     pool, names = test_pool(a.shards, a.split)
     t0 = time.perf_counter()
-    ph = run_phantoms(pool, a.variants, a.cases, a.only, checkpoints)
+    ph = run_phantoms(pool, a.variants, a.cases, a.only, checkpoints,
+                      Path(a.estimates) if a.estimates else None)
     out = Path(a.out or ("bench_results/deepres2" if a.split == "test" else "runs/deepres2_val"))
     earlier = []
     if a.keep and (out / "phantoms.json").exists():
