@@ -1,11 +1,14 @@
 """Single-map models on held-out maps filtered as EMD-3488 is: sharpened, steep soft low pass, flattened.
 
     python -m locres.bench.deposited_filters --shards runs/training_set [--checkpoints A.pt B.pt]
+    python -m locres.bench.deposited_filters --split val --checkpoints A.pt B.pt   # may choose between models
 
-Maps from the *test-split* structures (:func:`locres.simulate.training_maps.make_training_example` with
-the training recipe of ``configs/data/dense.yaml``, forced to: global B -120 to -80 A^2, a Butterworth low
-pass of order 18-22 at the 20-30th percentile of the truth, solvent flattening, SNR 1-3, 1.0-1.1 A/px),
-fixed seed. For each map: the truth's median and each model's median over the mask. Writes
+Maps from the *test-split* structures, or with ``--split val`` the validation-split ones (written to
+``runs/deposited_filters_val.json`` unless ``--out``), made by
+:func:`locres.simulate.training_maps.make_training_example` with the training recipe of
+``configs/data/dense.yaml``, forced to: global B -120 to -80 A^2, a Butterworth low pass of order 18-22 at
+the 20-30th percentile of the truth, solvent flattening, SNR 1-3, 1.0-1.1 A/px; fixed seed. For each map:
+the truth's median and each model's median over the mask. The test split writes
 ``bench_results/deepres2/deposited_filters.json``.
 """
 
@@ -43,11 +46,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--checkpoints", nargs="+", default=["locres/weights/deepres2_map.pt"])
     ap.add_argument("--maps", type=int, default=8)
     ap.add_argument("--seed", type=int, default=77)
-    ap.add_argument("--out", type=Path, default=Path("bench_results/deepres2/deposited_filters.json"))
+    ap.add_argument("--split", choices=("test", "val"), default="test")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = Path("bench_results/deepres2/deposited_filters.json" if args.split == "test"
+                        else "runs/deposited_filters_val.json")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     recipe = replace(recipe_from_yaml(), **FORCED)
-    pool, names = test_pool(args.shards)
+    pool, names = test_pool(args.shards, args.split)
     nets = {c: load_deepres(c)[0].eval() for c in args.checkpoints}
     rng = np.random.default_rng(args.seed)
     rows = []
@@ -73,10 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     summary = {c: {"median_error_a": median_error(c),
                    "mae_a": float(np.mean([r[f"mae_a[{c}]"] for r in rows]))} for c in args.checkpoints}
     cmd = "python -m locres.bench.deposited_filters --shards " + args.shards + " --checkpoints " + " ".join(
-        args.checkpoints) + f" --maps {args.maps} --seed {args.seed}"
+        args.checkpoints) + f" --maps {args.maps} --seed {args.seed} --split {args.split}"
     atomic_write_json(args.out, {"command": cmd, "forced_recipe": {k: list(v) if isinstance(v, tuple) else v
                                                                   for k, v in FORCED.items()},
-                                 "test_structures": names, "maps": rows, "summary": summary})
+                                 f"{args.split}_structures": names, "maps": rows, "summary": summary})
     log.info("summary %s; wrote %s", summary, args.out)
 
 
