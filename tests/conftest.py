@@ -50,3 +50,32 @@ def _limit_threads():
     except ImportError:  # pragma: no cover
         pass
     yield
+
+
+@pytest.fixture(scope="session")
+def shards_dir(tmp_path_factory) -> Path:
+    """A tiny data_prep-like shard folder: one synthetic structure per split (ids chosen by split)."""
+    from locres.data.shards import FORMAT, views_to_arrays
+    from locres.data.simulated import View
+    from locres.data.splits import split_of
+    from locres.io.atomic import atomic_write_json, atomic_write_npz
+    from locres.simulate.phantom import molecule_mask, synthetic_density
+
+    d = tmp_path_factory.mktemp("shards")
+    rng = np.random.default_rng(0)
+    want, shards, i = {"train": 2, "val": 1, "test": 1}, {}, 0
+    while any(want.values()):
+        e = f"s{i:03d}"
+        i += 1
+        if not want[split_of(e)]:
+            continue
+        want[split_of(e)] -= 1
+        dens = synthetic_density((30, 28, 32), 1.0, rng)
+        view = View(density=dens, mask=molecule_mask(dens, 1.0), voxel_size_sim_a=1.0, rotation=np.eye(3))
+        arrays = views_to_arrays(e, 1.0, [view], [dens[None]], [view.mask], np.array([[5.0]]),
+                                 np.array([[0.0]]))
+        atomic_write_npz(d / f"{e}.npz", arrays)
+        shards[e] = {"file": f"{e}.npz", "views": 1}
+    atomic_write_json(d / "manifest.json", {"format": FORMAT, "shards": shards, "failures": {},
+                                            "recipe": {}})
+    return d

@@ -5,40 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from locres.data.dense import DenseDataModule, StructurePool, example_to_item
-from locres.data.shards import FORMAT, views_to_arrays
-from locres.data.simulated import View
-from locres.data.splits import split_of
-from locres.io.atomic import atomic_write_json, atomic_write_npz
 from locres.models.features import dense_features, n_feature_channels
 from locres.simulate.phantom import molecule_mask, synthetic_density
 from locres.simulate.training_maps import TrainingMapRecipe, make_training_example
-
-
-@pytest.fixture(scope="module")
-def shards_dir(tmp_path_factory) -> Path:
-    """A tiny data_prep-like shard folder: one synthetic structure per split (ids chosen by split)."""
-    d = tmp_path_factory.mktemp("shards")
-    rng = np.random.default_rng(0)
-    want, shards, i = {"train": 2, "val": 1, "test": 1}, {}, 0
-    while any(want.values()):
-        e = f"s{i:03d}"
-        i += 1
-        if not want[split_of(e)]:
-            continue
-        want[split_of(e)] -= 1
-        dens = synthetic_density((30, 28, 32), 1.0, rng)
-        view = View(density=dens, mask=molecule_mask(dens, 1.0), voxel_size_sim_a=1.0, rotation=np.eye(3))
-        arrays = views_to_arrays(e, 1.0, [view], [dens[None]], [view.mask], np.array([[5.0]]),
-                                 np.array([[0.0]]))
-        atomic_write_npz(d / f"{e}.npz", arrays)
-        shards[e] = {"file": f"{e}.npz", "views": 1}
-    atomic_write_json(d / "manifest.json", {"format": FORMAT, "shards": shards, "failures": {},
-                                            "recipe": {}})
-    return d
 
 
 def test_item_features_are_inference_features(shards_dir):
