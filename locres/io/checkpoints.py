@@ -177,3 +177,20 @@ def export_slim(path: str | os.PathLike, net: nn.Module, voxel_size_a: float,
     with atomic_path(out) as tmp:
         torch.save(blob, tmp)
     return out
+
+
+def export_with_interval_scale(src: str | os.PathLike, dst: str | os.PathLike,
+                               interval_scale: Sequence[float], calibration: Mapping) -> Path:
+    """Write the model of ``src`` (``.ckpt`` or ``.pt``) as a slim ``.pt`` whose dense net carries
+    ``interval_scale`` (see :mod:`locres.models.interval_calibration`), keeping what it was trained for
+    (target, inputs, quantiles, recipe) and storing ``calibration`` (how the factors were fitted)."""
+    net, meta = load_deepres(src)
+    if "interval_scale" not in getattr(net, "net_config", {}):
+        raise LocresError(f"{src} is not a dense quantile model: it has no interval to calibrate")
+    cfg = {**meta["net_config"], "interval_scale": [float(s) for s in interval_scale]}
+    blob = _torch_load(Path(src), "cpu")
+    hp = _plain(blob.get("hyper_parameters", blob))
+    keep = {k: hp[k] for k in ("target", "inputs", "quantiles", "recipe") if k in hp}
+    return export_slim(dst, net, meta["voxel_size_a"],
+                       meta["resolution_range_a"], net_config=cfg,
+                       extra={**keep, "interval_calibration": dict(calibration)})

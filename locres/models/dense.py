@@ -9,7 +9,9 @@ wide enough to judge 15 A. No normalisation layers: a crop and the whole map see
 
 The head gives three values per voxel, turned into ordered quantiles in Angstrom: the median
 ``q50 = lo + (hi - lo) * sigmoid(z0)`` inside the trained range, and ``q_lo = q50 * exp(-softplus(z1))``,
-``q_hi = q50 * exp(softplus(z2))`` around it, so ``q_lo <= q50 <= q_hi`` always.
+``q_hi = q50 * exp(softplus(z2))`` around it, so ``q_lo <= q50 <= q_hi`` always. ``interval_scale``
+``(s_lo, s_hi)`` multiplies those log distances (``q_lo = q50 * exp(-s_lo softplus(z1))``): 1 as trained;
+:mod:`locres.models.interval_calibration` fits it on validation maps so the interval holds its levels.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class DenseQuantileNet(nn.Module):
     resolution_range_a : (lo, hi) Angstrom: the median stays inside it.
     features : the feature version it reads (1: the first shipped half-map model; 2: the single-map
         model's; 3: version 2 with wide-window correlations and local-FSC crossings for half maps).
+    interval_scale : (s_lo, s_hi), factors on the log distance of the low and high quantiles from the
+        median (1, 1 as trained; a calibrated model carries the fitted ones).
     """
 
     fully_convolutional = True
@@ -65,6 +69,7 @@ class DenseQuantileNet(nn.Module):
         quantiles: Sequence[float] = (0.1, 0.5, 0.9),
         resolution_range_a: Sequence[float] = (2.0, 20.0),
         features: int = 1,
+        interval_scale: Sequence[float] = (1.0, 1.0),
     ) -> None:
         super().__init__()
         if inputs not in INPUT_KINDS:
@@ -75,7 +80,11 @@ class DenseQuantileNet(nn.Module):
         lo, hi = (float(r) for r in resolution_range_a)
         if not 0 < lo < hi:
             raise LocresError(f"resolution_range_a must satisfy 0 < lo < hi, got {resolution_range_a}")
+        scale = [float(v) for v in interval_scale]
+        if len(scale) != 2 or not all(v > 0 for v in scale):
+            raise LocresError(f"interval_scale must be two positive factors, got {interval_scale}")
         w = int(width)
+        self.interval_scale = scale
         self.inputs, self.quantiles, self.lo_a, self.hi_a = inputs, q, lo, hi
         self.feature_version = int(features)  # which locres.models.features version it reads
         self.in_channels = n_feature_channels(inputs, int(n_bands), self.feature_version)
@@ -98,13 +107,15 @@ class DenseQuantileNet(nn.Module):
             "quantiles": q,
             "resolution_range_a": [lo, hi],
             "features": self.feature_version,
+            "interval_scale": scale,
         }
 
     def to_quantiles_a(self, z: torch.Tensor) -> torch.Tensor:
         """Head values (B, 3, ...) -> ordered quantiles in Angstrom (B, 3, ...)."""
         mid = self.lo_a + (self.hi_a - self.lo_a) * torch.sigmoid(z[:, 0])
-        low = mid * torch.exp(-F.softplus(z[:, 1]))
-        high = mid * torch.exp(F.softplus(z[:, 2]))
+        s_lo, s_hi = self.interval_scale
+        low = mid * torch.exp(-s_lo * F.softplus(z[:, 1]))
+        high = mid * torch.exp(s_hi * F.softplus(z[:, 2]))
         return torch.stack([low, mid, high], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
