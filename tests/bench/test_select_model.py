@@ -26,11 +26,20 @@ def test_map_scores_known_values():
     assert s["inside"] == pytest.approx(2.0 / 3.0)  # the third voxel's truth lies above its interval
 
 
+# the single-map model's last stage drew more maps filtered as deposited maps are (deepres2_map_metrics.json)
+DEPOSITED_STAGE = {"p_global_lowpass", "p_soft_lowpass", "p_solvent_flatten", "p_global_bfactor"}
+
+
 @pytest.mark.parametrize("name", ["deepres2_map", "deepres2_halves"])
 def test_default_recipe_is_the_shipped_models_recipe(name):
+    """select_model's maps are the recipe both models share; the single-map model's last stage differs
+    only in drawing the deposited-map steps more often."""
     shipped = yaml.safe_load((WEIGHTS / f"{name}.yaml").read_text())["data"]["recipe"]
-    expected = TrainingMapRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in shipped.items()})
-    assert asdict(recipe_from_yaml(DEFAULT_RECIPE)) == asdict(expected)
+    trained = asdict(TrainingMapRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in shipped.items()}))
+    default = asdict(recipe_from_yaml(DEFAULT_RECIPE))
+    differ = {k for k in default if default[k] != trained[k]}
+    assert differ <= (DEPOSITED_STAGE if name == "deepres2_map" else set())
+    assert all(trained[k] > default[k] for k in differ)
 
 
 def test_phantom_bench_runs_a_candidate_checkpoint_in_place_of_the_shipped_one():
