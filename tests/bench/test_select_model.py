@@ -35,7 +35,7 @@ def test_default_recipe_is_the_shipped_models_recipe(name):
     """select_model's maps are the recipe both models share; the single-map model's last stage differs
     only in drawing the deposited-map steps more often."""
     shipped = yaml.safe_load((WEIGHTS / f"{name}.yaml").read_text())["data"]["recipe"]
-    trained = asdict(TrainingMapRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in shipped.items()}))
+    trained = asdict(TrainingMapRecipe.from_mapping(shipped))
     default = asdict(recipe_from_yaml(DEFAULT_RECIPE))
     differ = {k for k in default if default[k] != trained[k]}
     assert differ <= (DEPOSITED_STAGE if name == "deepres2_map" else set())
