@@ -11,6 +11,7 @@ maps (fixed seeds) from structures never trained on (split by entry id).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -102,7 +103,9 @@ class DenseMapStream(IterableDataset):
         self.feature_version = FEATURE_VERSION
         self.epoch = 0
 
-    def __iter__(self):
+    def examples_and_items(self):
+        """This epoch's (training example, item) pairs: the item is what the net trains on, the example
+        keeps the map's recipe draws (``ex.info``) for studies of where a model fails."""
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info else (0, 1)
         torch.set_num_threads(1) if info else None
@@ -113,7 +116,7 @@ class DenseMapStream(IterableDataset):
             for _attempt in range(5):
                 try:
                     ex = make_training_example(self.pool.draw(rng, n), self.recipe, rng)
-                    yield example_to_item(
+                    yield ex, example_to_item(
                         ex,
                         self.inputs,
                         self.model_voxel_size_a,
@@ -123,6 +126,10 @@ class DenseMapStream(IterableDataset):
                     break
                 except LocresError as exc:  # e.g. a box with no structure in it: draw again
                     log.debug("training map skipped: %s", exc)
+
+    def __iter__(self):
+        for _, item in self.examples_and_items():
+            yield item
 
 
 def fixed_items(
@@ -135,9 +142,24 @@ def fixed_items(
     feature_version: int = FEATURE_VERSION,
 ) -> list[dict[str, torch.Tensor]]:
     """A reproducible evaluation set of ``n_maps`` training-like maps."""
+    return [item for _, item in fixed_examples_and_items(pool, recipe, inputs, model_voxel_size_a, n_maps,
+                                                         seed, feature_version)]
+
+
+def fixed_examples_and_items(
+    pool: StructurePool,
+    recipe: TrainingMapRecipe,
+    inputs: str,
+    model_voxel_size_a: float,
+    n_maps: int,
+    seed: int,
+    feature_version: int = FEATURE_VERSION,
+) -> Iterator[tuple[TrainingExample, dict[str, torch.Tensor]]]:
+    """:func:`fixed_items` one at a time, each map's training example beside it (its recipe draws in
+    ``ex.info``)."""
     stream = DenseMapStream(pool, recipe, inputs, model_voxel_size_a, n_maps, seed, (1.5, 1.5))
     stream.feature_version = feature_version
-    return list(iter(stream))
+    return stream.examples_and_items()
 
 
 class DenseDataModule(L.LightningDataModule):
