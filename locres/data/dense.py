@@ -132,20 +132,6 @@ class DenseMapStream(IterableDataset):
             yield item
 
 
-def fixed_items(
-    pool: StructurePool,
-    recipe: TrainingMapRecipe,
-    inputs: str,
-    model_voxel_size_a: float,
-    n_maps: int,
-    seed: int,
-    feature_version: int = FEATURE_VERSION,
-) -> list[dict[str, torch.Tensor]]:
-    """A reproducible evaluation set of ``n_maps`` training-like maps."""
-    return [item for _, item in fixed_examples_and_items(pool, recipe, inputs, model_voxel_size_a, n_maps,
-                                                         seed, feature_version)]
-
-
 def fixed_examples_and_items(
     pool: StructurePool,
     recipe: TrainingMapRecipe,
@@ -155,11 +141,16 @@ def fixed_examples_and_items(
     seed: int,
     feature_version: int = FEATURE_VERSION,
 ) -> Iterator[tuple[TrainingExample, dict[str, torch.Tensor]]]:
-    """:func:`fixed_items` one at a time, each map's training example beside it (its recipe draws in
-    ``ex.info``)."""
+    """A reproducible evaluation set of ``n_maps`` training-like maps, one at a time: each map's training
+    example (its recipe draws in ``ex.info``) and the item the net reads."""
     stream = DenseMapStream(pool, recipe, inputs, model_voxel_size_a, n_maps, seed, (1.5, 1.5))
     stream.feature_version = feature_version
     return stream.examples_and_items()
+
+
+def fixed_items(*args, **kwargs) -> list[dict[str, torch.Tensor]]:
+    """The items of :func:`fixed_examples_and_items` (same arguments), as a list."""
+    return [item for _, item in fixed_examples_and_items(*args, **kwargs)]
 
 
 class DenseDataModule(L.LightningDataModule):
