@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from locres.bench.deepres2 import case_recipe, case_specs, run_variant, test_pool
+from locres.bench.deepres2 import case_specs, make_case, run_variant, test_pool
 from locres.bench.select_model import DEFAULT_RECIPE, recipe_from_yaml
 from locres.data.dense import fixed_items
 from locres.errors import LocresError
@@ -30,14 +30,12 @@ from locres.io.atomic import atomic_write_json
 from locres.io.checkpoints import export_with_interval_scale, load_deepres
 from locres.methods.deepres_dense import run_net_in_slabs
 from locres.models.interval_calibration import inside_fraction, interval_scales, scaled_interval_a
-from locres.simulate.training_maps import make_training_example
 
 log = logging.getLogger(__name__)
 
 
-def recipe_map_voxels(model: str, pool, recipe, n_maps: int, seed: int) -> list[np.ndarray]:
+def recipe_map_voxels(net, meta: dict, pool, recipe, n_maps: int, seed: int) -> list[np.ndarray]:
     """Per map, (4, n) arrays lo, mid, hi, truth over the loss mask of the training-recipe maps."""
-    net, meta = load_deepres(model)
     items = fixed_items(pool, recipe, meta["inputs"], float(meta["voxel_size_a"]), n_maps, seed,
                         int(getattr(net, "feature_version", 1)))
     out = []
@@ -53,8 +51,7 @@ def phantom_voxels(model: str, inputs: str, pool, n_cases: int) -> list[np.ndarr
     variant = "deepres2_halves" if inputs == "halves" else "deepres2_map"
     out = []
     for spec in case_specs(n_cases):
-        rng = np.random.default_rng(spec["seed"])  # as locres.bench.deepres2.run_phantoms draws them
-        ex = make_training_example(pool.draw(rng, int(rng.integers(1, 3))), case_recipe(spec), rng)
+        ex = make_case(pool, spec)
         res, info = run_variant(variant, ex, ex.mask, {variant: model})
         extra, m = info["extra"], ex.mask
         out.append(np.stack([extra["lo"][m], np.asarray(res)[m], extra["hi"][m], ex.truth_a[m]]))
@@ -106,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
             raise LocresError("--maps must be at least 1 and --cases at least 2")
         t0 = time.perf_counter()
         pool = test_pool(a.shards, "val")[0]
-        sets = {"recipe_maps": recipe_map_voxels(a.model, pool, recipe_from_yaml(a.recipe), a.maps, a.seed),
+        sets = {"recipe_maps": recipe_map_voxels(net, meta, pool, recipe_from_yaml(a.recipe), a.maps, a.seed),
                 "bench_phantoms": phantom_voxels(a.model, meta["inputs"], pool, a.cases)}
         voxels, weights = pooled(sets)
         q = meta.get("quantiles", [0.1, 0.5, 0.9])

@@ -83,6 +83,14 @@ def case_recipe(spec: dict) -> TrainingMapRecipe:
     )
 
 
+def make_case(pool: StructurePool, spec: dict, recipe: TrainingMapRecipe | None = None):
+    """The phantom of one case: 1-2 structures drawn with the case's own seed, made with its recipe
+    (``recipe`` replaces that, e.g. a uniform-field variant for studies); the same map wherever it is made."""
+    rng = np.random.default_rng(spec["seed"])
+    n = int(rng.integers(1, 3))
+    return make_training_example(pool.draw(rng, n), recipe or case_recipe(spec), rng)
+
+
 def test_pool(shards_dir: str, split: str = "test") -> tuple[StructurePool, list[str]]:
     """The structures of one split (``test`` for the figures; ``val`` to study a model's errors without
     looking at the test split)."""
@@ -177,9 +185,7 @@ def run_phantoms(pool: StructurePool, variants: list[str], n_cases: int = 24,
     for spec in case_specs(n_cases):
         if only and spec["name"] not in only:
             continue
-        rng = np.random.default_rng(spec["seed"])
-        n = int(rng.integers(1, 3))
-        ex = make_training_example(pool.draw(rng, n), case_recipe(spec), rng)
+        ex = make_case(pool, spec)
         row = {
             **spec,
             "shape_zyx": list(ex.map.shape),

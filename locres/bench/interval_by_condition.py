@@ -71,10 +71,8 @@ def score_maps(model: str, shards: str, recipe_path: str, n_maps: int, seed: int
                                              int(getattr(net, "feature_version", 1))):
         q = run_net_in_slabs(net.eval(), item["x"].numpy())
         mask, truth = item["mask"].numpy().astype(bool), item["truth"].numpy()
-        s = map_scores(q, truth, mask)
-        s["below"] = float(np.mean(truth[mask] < q[0][mask]))
-        s["above"] = float(np.mean(truth[mask] > q[2][mask]))
-        rows.append({**s, "truth_median_a": float(np.median(truth[mask])), "info": ex.info})
+        rows.append({**map_scores(q, truth, mask), "truth_median_a": float(np.median(truth[mask])),
+                     "info": ex.info})
     return rows
 
 

@@ -40,11 +40,13 @@ def recipe_from_yaml(path: str | Path = DEFAULT_RECIPE) -> TrainingMapRecipe:
 
 
 def map_scores(quantiles_a: np.ndarray, truth_a: np.ndarray, mask: np.ndarray) -> dict:
-    """(3, ...) quantiles against the truth over ``mask``: MAE and bias of the median, interval coverage."""
+    """(3, ...) quantiles against the truth over ``mask``: MAE and bias of the median, and the fractions of
+    true values inside, below and above the interval."""
     lo, mid, hi = (q[mask] for q in quantiles_a)
     t = truth_a[mask]
     return {"mae_a": float(np.mean(np.abs(mid - t))), "bias_a": float(np.mean(mid - t)),
-            "inside": float(np.mean((t >= lo) & (t <= hi)))}
+            "inside": float(np.mean((t >= lo) & (t <= hi))), "below": float(np.mean(t < lo)),
+            "above": float(np.mean(t > hi))}
 
 
 def score_checkpoint(path: str, pool: StructurePool, recipe: TrainingMapRecipe, n_maps: int,

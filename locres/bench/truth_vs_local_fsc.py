@@ -28,11 +28,10 @@ from pathlib import Path
 import numpy as np
 import scipy.fft as sfft
 
-from locres.bench.deepres2 import case_recipe, case_specs, run_variant, test_pool
+from locres.bench.deepres2 import case_recipe, case_specs, make_case, run_variant, test_pool
 from locres.core.maps import to_model_grid
 from locres.io.atomic import atomic_write_json
 from locres.models.features import BAND_RESOLUTIONS_A, band_features_model_grid, fsc_crossing_resolution_a
-from locres.simulate.training_maps import make_training_example
 
 log = logging.getLogger(__name__)
 ESTIMATES = ("expected_local_fsc", "one_draw", "deepres2_halves")
@@ -67,12 +66,8 @@ def crossing_against_truth(crossing_a: np.ndarray, truth_a: np.ndarray, mask: np
 def study_case(spec: dict, pool, draws: int, uniform: bool) -> dict | None:
     if spec["global_bfactor_a2"] or spec["flatten"]:
         return None  # global filters and flattening act on the noise after the signal was kept
-    rng = np.random.default_rng(spec["seed"])
-    n = int(rng.integers(1, 3))
-    recipe = case_recipe(spec)
-    if uniform:
-        recipe = replace(recipe, patterns=("uniform",))
-    ex = make_training_example(pool.draw(rng, n), recipe, rng)
+    recipe = replace(case_recipe(spec), patterns=("uniform",)) if uniform else None
+    ex = make_case(pool, spec, recipe)
     v = ex.voxel_size_a
     # half1 - map = (n1 - n2) / 2 (the offset cancels): half of one half's noise power, so times sqrt 2
     noise = to_model_grid(np.sqrt(2.0) * (ex.half1 - ex.map), v, 1.0)
