@@ -28,6 +28,13 @@ resolutions from 20 A down to 2 A, log-Gaussian in frequency):
   defined by, which the correlations alone give only through their ~0.15 scatter. Noise is about
   stationary over a few nanometres, so the wide window costs little locality. Single-map features of
   version 4 are version 2's.
+- version 5, single map, also per band ``log P99_k / N_k``: the band's peak power against its noise floor
+  ``N_k``, the mean local band power over the box's quietest ``QUIET_FRACTION`` of voxels (quietest
+  summed over bands, each band against its 99th percentile): the solvent where the map has one, else the
+  gaps and the signal-free parts of the molecule. Over bands it traces the noise spectrum, white or
+  coloured, which a single map otherwise shows only through the P50 of a box with more than half solvent;
+  a flattened solvent reads as no floor (clipped at ``+LOG_CLIP``), so the net also learns when it has no
+  noise reference. Half-map features of version 5 are version 4's.
 
 Every feature but the spectral step is a ratio within one band, so a global isotropic filter
 (sharpening, blurring), a scale and an offset leave them unchanged: only the network's judgement of
@@ -53,7 +60,8 @@ INPUT_KINDS = ("map", "halves")
 BAND_FLOOR = 1e-5
 LOG_CLIP = 12.0
 FEATURE_VERSION = 2
-FEATURE_VERSIONS = (1, 2, 3, 4)
+FEATURE_VERSIONS = (1, 2, 3, 4, 5)
+QUIET_FRACTION = 0.2
 WIDE_WINDOW_FACTOR = 2.0
 WIDE_WINDOW_RANGE_A = (5.0, 18.0)
 FSC_THRESHOLD = 0.143
@@ -62,13 +70,13 @@ FSC_THRESHOLD = 0.143
 def n_feature_channels(
     inputs: str, n_bands: int = len(BAND_RESOLUTIONS_A), version: int = FEATURE_VERSION
 ) -> int:
-    """Channels of :func:`dense_features` for ``inputs`` ("map": 4 per band; "halves": 5 per band, in
-    version 3 6 per band and 2 more, in version 4 7 per band and 2 more)."""
+    """Channels of :func:`dense_features` for ``inputs`` ("map": 4 per band, in version 5 5 per band;
+    "halves": 5 per band, in version 3 6 per band and 2 more, in versions 4 and 5 7 per band and 2 more)."""
     if inputs not in INPUT_KINDS:
         raise LocresError(f"unknown model inputs '{inputs}': map or halves")
     if inputs == "map":
-        return 4 * n_bands
-    return {3: 6 * n_bands + 2, 4: 7 * n_bands + 2}.get(version, 5 * n_bands)
+        return 5 * n_bands if version == 5 else 4 * n_bands
+    return {3: 6 * n_bands + 2, 4: 7 * n_bands + 2, 5: 7 * n_bands + 2}.get(version, 5 * n_bands)
 
 
 def band_transfers(shape_zyx, voxel_size_a: float, bands_a=BAND_RESOLUTIONS_A) -> np.ndarray:
@@ -133,7 +141,8 @@ def band_features_model_grid(
     ``version`` 2 (default) refers each band's powers to its 99th percentile (the molecule's), clipped;
     version 1 (the first shipped half-map model) to its median; version 3 adds wide-window correlations
     and the local-FSC crossings to version 2's half-map features, version 4 the local SSNR against the
-    half-map difference's noise to version 3's (see the module docstring).
+    half-map difference's noise to version 3's, version 5 the noise floor of each band to version 2's
+    single-map features (see the module docstring).
     Returns (C, ceil(z/2), ceil(y/2), ceil(x/2)) float32, C = :func:`n_feature_channels`.
     """
     if version not in FEATURE_VERSIONS:
@@ -168,13 +177,15 @@ def band_features_model_grid(
         if version >= 3:
             w1, w2, wc = smoothed(window_transfer(shape, model_voxel_size_a, window_sigma_a(r, wide=True)))
             corr_wide.append((wc / np.sqrt(w1 * w2 + floor**2)).astype(np.float32))
-        if version == 4:  # noise of the average: <((b1 - b2) / 2)^2> in the wide window
+        if version >= 4:  # noise of the average: <((b1 - b2) / 2)^2> in the wide window
             noise = np.maximum(0.25 * (w1 + w2 - 2.0 * wc), 0.0)
             ssnr.append(np.clip(_log_ratio(energies[-1], noise, floor), -LOG_CLIP, LOG_CLIP))
     if version >= 3 and corr:
         crossings = [np.log(fsc_crossing_resolution_a(np.stack(c), bands_a)).astype(np.float32)
                      for c in (corr, corr_wide)]
         return np.stack(_peak_referred(energies) + corr + corr_wide + crossings + ssnr).astype(np.float32)
+    if version == 5 and not corr:
+        return np.stack(_peak_referred(energies) + noise_floor_referred(energies)).astype(np.float32)
     if version >= 2:
         return np.stack(_peak_referred(energies) + corr).astype(np.float32)
     pct = np.array([np.percentile(e, [10, 50, 90]) for e in energies])  # (K, 3)
@@ -208,6 +219,21 @@ def _peak_referred(energies: list[np.ndarray]) -> list[np.ndarray]:
             for v1, v0 in ((p99, p90), (p99, p50), (p99, prev99))
         ]
     return local + spread
+
+
+def noise_floor_referred(energies: list[np.ndarray], quiet_fraction: float = QUIET_FRACTION
+                         ) -> list[np.ndarray]:
+    """Version-5 single-map features: per band ``log P99_k / N_k``, constant over the box, clipped to
+    +-``LOG_CLIP``, where ``N_k`` is the mean of band k's local power over the quietest ``quiet_fraction``
+    of the voxels (quietness: the sum over bands of each band's power against its 99th percentile, so every
+    band's floor is read in the same voxels). A global filter or scale multiplies a band's P99 and N alike
+    and leaves the feature; an exactly flat solvent gives N = 0, the clip."""
+    p99 = np.array([np.percentile(e, 99) for e in energies])
+    eps = BAND_FLOOR * float(p99.max()) + 1e-30
+    quietness = sum(e / (p + eps) for e, p in zip(energies, p99, strict=True))
+    quiet = quietness <= np.quantile(quietness, quiet_fraction)
+    return [np.full(e.shape, np.clip(_log_ratio(p, float(e[quiet].mean()), eps), -LOG_CLIP, LOG_CLIP),
+                    np.float32) for e, p in zip(energies, p99, strict=True)]
 
 
 def dense_features(

@@ -62,15 +62,16 @@ def test_pinball_loss_known_values():
     assert float(m["width"]) == pytest.approx(2.25)
 
 
-def test_a_net_grown_by_appended_inputs_starts_as_the_old_one():
+@pytest.mark.parametrize("inputs, v_old, v_new", [("halves", 2, 3), ("map", 2, 5)])
+def test_a_net_grown_by_appended_inputs_starts_as_the_old_one(inputs, v_old, v_new):
     from locres.models.dense import load_grown
 
     torch.manual_seed(1)
-    old = DenseQuantileNet(inputs="halves", features=2, width=8, dilations=(1,))
+    old = DenseQuantileNet(inputs=inputs, features=v_old, width=8, dilations=(1,))
     for p in old.parameters():
         torch.nn.init.normal_(p, std=0.2)
-    new = DenseQuantileNet(inputs="halves", features=3, width=8, dilations=(1,))
-    n_old, n_new = n_feature_channels("halves", version=2), n_feature_channels("halves", version=3)
+    new = DenseQuantileNet(inputs=inputs, features=v_new, width=8, dilations=(1,))
+    n_old, n_new = n_feature_channels(inputs, version=v_old), n_feature_channels(inputs, version=v_new)
     assert new.in_channels == n_new > n_old
     assert load_grown(new, old.state_dict()) == {"appended_inputs": n_new - n_old, "width_from": 8}
     x = torch.randn(1, n_new, 6, 5, 7)
@@ -78,7 +79,7 @@ def test_a_net_grown_by_appended_inputs_starts_as_the_old_one():
         torch.testing.assert_close(new(x), old(x[:, :n_old]))
     # a narrower net cannot hold it: refused, not half loaded
     with pytest.raises(LocresError, match="do not fit"):
-        load_grown(DenseQuantileNet(inputs="halves", features=3, width=4, dilations=(1,)), old.state_dict())
+        load_grown(DenseQuantileNet(inputs=inputs, features=v_new, width=4, dilations=(1,)), old.state_dict())
 
 
 def test_a_widened_net_with_appended_inputs_starts_as_the_old_one_and_its_new_channels_learn():

@@ -9,7 +9,7 @@ from locres.core.fourier import apply_bfactor
 from locres.core.maps import model_grid_shape
 from locres.errors import LocresError
 from locres.models.features import BAND_RESOLUTIONS_A, dense_features, n_feature_channels
-from locres.simulate.noise import make_noise
+from locres.simulate.noise import make_noise, noise_transfer
 from locres.simulate.phantom import synthetic_density
 
 
@@ -161,3 +161,57 @@ def test_version_4_local_ssnr_against_the_half_difference_noise_has_its_known_va
     for k in range(n):
         if BAND_RESOLUTIONS_A[k] <= 10.0:
             assert np.median(ssnr_bands[k]) == pytest.approx(np.log(1 + 2 * ssnr), abs=0.1), k
+
+
+@pytest.fixture(scope="module")
+def molecule_in_solvent():
+    """A molecule filling about a tenth of its box, and a white-noise draw at a tenth of its SD."""
+    d = synthetic_density((48, 44, 52), 1.0, np.random.default_rng(2))
+    return d, make_noise(d.shape, 0.1 * float(d.std()), np.random.default_rng(3))
+
+
+def _floor_channels(volume):
+    n = len(BAND_RESOLUTIONS_A)
+    f = dense_features(1.0, 1.0, map_zyx=volume, version=5)
+    assert f.shape[0] == n_feature_channels("map", version=5) == 5 * n
+    np.testing.assert_array_equal(f[: 4 * n], dense_features(1.0, 1.0, map_zyx=volume, version=2))
+    block = f[4 * n:]
+    assert np.ptp(block, axis=(1, 2, 3)).max() == 0.0  # one value per band over the box
+    return block[:, 0, 0, 0]
+
+
+def test_version_5_noise_floor_follows_the_noise_level_and_colour(molecule_in_solvent):
+    """``log P99_k / N_k``: doubling the noise's SD quarters the signal-to-floor ratio, so the feature falls
+    by log 4 (within 0.15) in the bands of 3.7 A and finer, where the molecule's signal sets the peak and
+    the noise the floor (coarser bands' floor is the molecule's own ringing in a 48 A box). Noise of the
+    same SD made red (noise B = 100 A^2) has less power in the fine bands: their floor falls, so the
+    feature rises, the more the finer the band."""
+    d, noise = molecule_in_solvent
+    white, doubled = _floor_channels(d + noise), _floor_channels(d + 2.0 * noise)
+    fine = [k for k, r in enumerate(BAND_RESOLUTIONS_A) if r <= 3.8]
+    np.testing.assert_allclose((white - doubled)[fine], np.log(4.0), atol=0.15)
+    red_noise = make_noise(d.shape, 0.1 * float(d.std()), np.random.default_rng(3),
+                           noise_transfer(d.shape, 1.0, b_factor_a2=100.0))
+    rise = (_floor_channels(d + red_noise) - white)[fine]
+    assert np.all(np.diff(rise) > 0.5) and rise[-1] > 3.0
+
+
+def test_version_5_flat_solvent_reads_as_no_floor_and_global_changes_leave_it(molecule_in_solvent):
+    """A solvent-flattened map (exact zeros beyond the molecule) has no noise floor: its fine bands read
+    10 or more (log units; the unflattened map's fewer than 8). Scale and offset leave every band's
+    feature unchanged, a global blur (B = 60 A^2) within 0.35."""
+    d, noise = molecule_in_solvent
+    noisy = d + noise
+    white = _floor_channels(noisy)
+    flat = _floor_channels(np.where(np.abs(d) > 0.05 * np.abs(d).max(), noisy, 0.0))
+    fine = [k for k, r in enumerate(BAND_RESOLUTIONS_A) if r <= 3.8]
+    assert white[fine].max() < 8.0 and flat[fine].min() > 10.0
+    np.testing.assert_allclose(_floor_channels(7.0 * noisy - 3.0), white, atol=2e-3)
+    np.testing.assert_allclose(_floor_channels(apply_bfactor(noisy, 1.0, 60.0)), white, atol=0.35)
+
+
+def test_version_5_half_map_features_are_version_4s(noisy_map):
+    h2 = noisy_map[::-1].copy()
+    np.testing.assert_array_equal(
+        dense_features(1.0, 1.0, half1_zyx=noisy_map, half2_zyx=h2, inputs="halves", version=5),
+        dense_features(1.0, 1.0, half1_zyx=noisy_map, half2_zyx=h2, inputs="halves", version=4))
