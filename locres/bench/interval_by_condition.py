@@ -1,5 +1,7 @@
 """Where a DeepRes 2 model fails, by the map's condition: select_model's validation maps grouped by their
-recipe draws (coloured or white noise, flattening, global low pass, sharpening, SNR, degradation kind).
+recipe draws (coloured or white noise, flattening, global low pass, sharpening, SNR, degradation kind)
+and by the shape of the half maps' global FSC (whether it climbs back over the threshold after its first
+crossing, as it does where the noise is redder than the signal, so the SSNR rises with frequency).
 
     python -m locres.bench.interval_by_condition [MODEL.pt] --maps 40 --seed 5
 
@@ -28,6 +30,7 @@ from locres.errors import LocresError
 from locres.io.atomic import atomic_write_json
 from locres.io.checkpoints import load_deepres
 from locres.methods.deepres_dense import run_net_in_slabs
+from locres.methods.fsc import fsc_raw
 
 CONDITIONS: dict[str, Callable[[dict], bool]] = {  # name: which maps (by their recipe draws, ex.info)
     "coloured noise": lambda i: i["noise_bfactor_a2"] > 0,
@@ -42,7 +45,24 @@ CONDITIONS: dict[str, Callable[[dict], bool]] = {  # name: which maps (by their 
     "SNR >= 1": lambda i: i["snr"] >= 1,
     "sharp cuts": lambda i: i["kind"] == "cut",
     "envelopes": lambda i: i["kind"] == "envelope",
+    "FSC recovers after its first 0.143 crossing": lambda i: bool(i["fsc_recovers"]),
+    "FSC stays down after its first 0.143 crossing": lambda i: not i["fsc_recovers"],
 }
+
+
+def fsc_recovers(fsc: np.ndarray, threshold: float = 0.143, margin: float = 0.15, run: int = 3) -> bool:
+    """Whether a shell FSC curve (coarse to fine, DC first) climbs back above ``threshold + margin``, in the
+    mean of ``run`` consecutive shells, somewhere finer than its first shell below ``threshold``: the
+    truth, the first crossing, then lies coarser than detail the map does hold."""
+    curve = np.asarray(fsc, np.float64)[1:]
+    below = np.flatnonzero(curve < threshold)
+    if below.size == 0:
+        return False
+    tail = curve[below[0]:]
+    if tail.size < run:
+        return False
+    running = np.convolve(tail, np.ones(run) / run, mode="valid")
+    return bool(running.max() > threshold + margin)
 
 
 def group_scores(rows: list[dict], conditions: dict[str, Callable[[dict], bool]] = CONDITIONS) -> dict:
@@ -71,8 +91,9 @@ def score_maps(model: str, shards: str, recipe_path: str, n_maps: int, seed: int
                                              int(getattr(net, "feature_version", 1))):
         q = run_net_in_slabs(net.eval(), item["x"].numpy())
         mask, truth = item["mask"].numpy().astype(bool), item["truth"].numpy()
+        fsc = fsc_raw(ex.half1, ex.half2, ex.voxel_size_a)[1]
         rows.append({**map_scores(q, truth, mask), "truth_median_a": float(np.median(truth[mask])),
-                     "info": ex.info})
+                     "info": {**ex.info, "fsc_recovers": fsc_recovers(fsc)}})
     return rows
 
 
