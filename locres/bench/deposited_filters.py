@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for i in range(args.maps):
         ex = make_training_example(pool.draw(rng, int(rng.integers(1, 5))), recipe, rng)
-        item = example_to_item(ex, "map", 1.0, 1.5)
+        # each net reads its own feature version; truth and mask are the same for all
+        xs = {v: example_to_item(ex, "map", 1.0, 1.5, v)
+              for v in {int(getattr(net, "feature_version", 1)) for net in nets.values()}}
+        item = next(iter(xs.values()))
         m = item["mask"].bool()
         truth = item["truth"][m]
         row = {"map": i, "lowpass_a": ex.info["global_lowpass_a"],
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
                "global_bfactor_a2": ex.info["global_bfactor_a2"], "truth_median_a": float(truth.median())}
         with torch.no_grad():
             for c, net in nets.items():
-                pred = net(item["x"][None])[0, 1][m]
+                pred = net(xs[int(getattr(net, "feature_version", 1))]["x"][None])[0, 1][m]
                 row[f"median_a[{c}]"] = float(pred.median())
                 row[f"mae_a[{c}]"] = float((pred - truth).abs().mean())
         rows.append(row)
