@@ -1,0 +1,87 @@
+"""Does the single-map model use its noise-floor channels? select_model's validation maps scored with the
+feature-version-5 noise floors as computed and with each channel replaced by its median over the maps.
+
+    python -m locres.bench.noise_floor_ablation [MODEL.pt] --maps 40 --seed 5 --out FILE.json
+
+Per group (all maps, coloured noise, white noise, coloured noise without flattening): the mean map MAE and
+fraction of truths inside the 10-90 % interval, both ways. A model that ignores the channels scores the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from locres.bench.deepres2 import test_pool
+from locres.bench.select_model import map_scores, recipe_from_yaml
+from locres.data.dense import fixed_examples_and_items
+from locres.errors import LocresError
+from locres.io.atomic import atomic_write_json
+from locres.io.checkpoints import load_deepres
+from locres.methods.deepres_dense import run_net_in_slabs
+
+GROUPS = {
+    "all": lambda i: True,
+    "coloured noise": lambda i: i["noise_bfactor_a2"] > 0,
+    "white noise": lambda i: i["noise_bfactor_a2"] == 0,
+    "coloured noise, not flattened": lambda i: i["noise_bfactor_a2"] > 0 and not i["flattened"],
+}
+
+
+def ablation_rows(model: str, shards: str, n_maps: int, seed: int) -> list[dict]:
+    net, meta = load_deepres(model)
+    if getattr(net, "feature_version", 1) != 5 or meta.get("inputs") != "map":
+        raise LocresError(f"{model} is not a single-map model of feature version 5 (no noise-floor channels)")
+    n = int(net.net_config["n_bands"])
+    pairs = list(fixed_examples_and_items(test_pool(shards, "val")[0], recipe_from_yaml(), "map",
+                                          float(meta["voxel_size_a"]), n_maps, seed, 5))
+    median = np.median(np.stack([item["x"].numpy()[4 * n:, 0, 0, 0] for _, item in pairs]), axis=0)
+    rows = []
+    for ex, item in pairs:
+        x = item["x"].numpy()
+        ablated = x.copy()
+        ablated[4 * n:] = median[:, None, None, None]
+        truth, mask = item["truth"].numpy(), item["mask"].numpy().astype(bool)
+        a, b = (map_scores(run_net_in_slabs(net.eval(), v), truth, mask) for v in (x, ablated))
+        rows.append({"info": ex.info, "mae_a": a["mae_a"], "mae_ablated_a": b["mae_a"],
+                     "inside": a["inside"], "inside_ablated": b["inside"]})
+    return rows
+
+
+def group_means(rows: list[dict]) -> dict:
+    out = {}
+    for name, pick in GROUPS.items():
+        sel = [r for r in rows if pick(r["info"])]
+        out[name] = {"maps": len(sel), **{k: float(np.mean([r[k] for r in sel])) if sel else None
+                                          for k in ("mae_a", "mae_ablated_a", "inside", "inside_ablated")}}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", nargs="?", default="locres/weights/deepres2_map.pt")
+    p.add_argument("--shards", default="runs/training_set")
+    p.add_argument("--maps", type=int, default=40)
+    p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--out", default="bench_results/deepres2/noise_floor_ablation.json")
+    a = p.parse_args(argv)
+    try:
+        rows = ablation_rows(a.model, a.shards, a.maps, a.seed)
+    except LocresError as e:
+        sys.exit(f"error: {e}")
+    groups = group_means(rows)
+    for name, g in groups.items():
+        if g["maps"]:
+            print(f"{name:30s} {g['maps']:3d} maps  MAE {g['mae_a']:.3f} -> {g['mae_ablated_a']:.3f} A  "
+                  f"inside {100 * g['inside']:.1f} -> {100 * g['inside_ablated']:.1f} %")
+    args = argv if argv is not None else sys.argv[1:]
+    cmd = "python -m locres.bench.noise_floor_ablation " + " ".join(args)
+    atomic_write_json(Path(a.out), {"command": cmd, "model": a.model, "split": "val", "maps": a.maps,
+                                    "seed": a.seed, "groups": groups, "per_map": rows})
+
+
+if __name__ == "__main__":
+    main()
