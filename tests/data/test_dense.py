@@ -56,7 +56,7 @@ def test_dense_recipe_trains_exports_and_loads(shards_dir, tmp_path):
     run_cli(train_py.train, "train", argv=argv)
     model = load_model(tmp_path / "m.pt")
     assert model.meta["target"] == "fsc_local" and model.meta["inputs"] == "map"
-    assert model.net.feature_version == 2
+    assert model.net.feature_version == 5  # the shipped single-map model's (configs/experiment/deepres2.yaml)
     rng = np.random.default_rng(3)
     d = synthetic_density((30, 30, 30), 1.2, rng)
     out = call_method("deepres", deepres, MethodInputs(voxel_size_a=1.2, map=d, mask=molecule_mask(d, 1.2)),
