@@ -97,33 +97,49 @@ def score_maps(model: str, shards: str, recipe_path: str, n_maps: int, seed: int
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def validation_study_parser(description: str, default_out: str) -> argparse.ArgumentParser:
+    """The arguments of a study over select_model's validation maps: model, shards, maps, seed, out."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("model", nargs="?", default="locres/weights/deepres2_map.pt")
     p.add_argument("--shards", default="runs/training_set")
     p.add_argument("--maps", type=int, default=40)
     p.add_argument("--seed", type=int, default=5)
-    p.add_argument("--recipe", default=str(DEFAULT_RECIPE))
-    p.add_argument("--out", default="bench_results/deepres2/interval_by_condition.json")
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    p.add_argument("--out", default=default_out)
+    return p
+
+
+def run_study(module: str, a: argparse.Namespace, argv: list[str] | None, rows_of: Callable[[], list[dict]],
+              groups_of: Callable[[list[dict]], dict], line_of: Callable[[str, dict], str]) -> None:
+    """Run a validation-map study: score the maps (``rows_of``; a LocresError is a one-line error and nothing
+    is written), group them, print one line per non-empty group and write the JSON (command, model, maps,
+    seed, time, load, groups, per map) to ``a.out``."""
     t0 = time.perf_counter()
     try:
-        rows = score_maps(a.model, a.shards, a.recipe, a.maps, a.seed)
+        rows = rows_of()
     except LocresError as e:
         sys.exit(f"error: {e}")
-    groups = group_scores(rows)
+    groups = groups_of(rows)
     for name, g in groups.items():
         if g["maps"]:
-            print(f"{name:26s} {g['maps']:3d} maps  inside {100 * g['inside']:5.1f} %  "
-                  f"(under half: {g['maps_under_half_inside']})  "
-                  f"MAE {g['mae_a']:.2f} A  bias {g['bias_a']:+.2f} A")
+            print(line_of(name, g))
     args = argv if argv is not None else sys.argv[1:]
-    cmd = "python -m locres.bench.interval_by_condition " + " ".join(args)
-    atomic_write_json(Path(a.out), {"command": cmd, "model": a.model, "split": "val", "maps": a.maps,
-                                    "seed": a.seed, "seconds": round(time.perf_counter() - t0, 1),
+    atomic_write_json(Path(a.out), {"command": f"python -m {module} " + " ".join(args), "model": a.model,
+                                    "split": "val", "maps": a.maps, "seed": a.seed,
+                                    "seconds": round(time.perf_counter() - t0, 1),
                                     "loadavg": open("/proc/loadavg").read().split()[:3],
                                     "groups": groups, "per_map": rows})
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = validation_study_parser(__doc__.splitlines()[0], "bench_results/deepres2/interval_by_condition.json")
+    p.add_argument("--recipe", default=str(DEFAULT_RECIPE))
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    run_study("locres.bench.interval_by_condition", a, argv,
+              lambda: score_maps(a.model, a.shards, a.recipe, a.maps, a.seed), group_scores,
+              lambda name, g: (f"{name:26s} {g['maps']:3d} maps  inside {100 * g['inside']:5.1f} %  "
+                               f"(under half: {g['maps_under_half_inside']})  "
+                               f"MAE {g['mae_a']:.2f} A  bias {g['bias_a']:+.2f} A"))
 
 
 if __name__ == "__main__":

@@ -9,17 +9,13 @@ fraction of truths inside the 10-90 % interval, both ways. A model that ignores 
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-
 import numpy as np
 
 from locres.bench.deepres2 import test_pool
+from locres.bench.interval_by_condition import run_study, validation_study_parser
 from locres.bench.select_model import map_scores, recipe_from_yaml
 from locres.data.dense import fixed_examples_and_items
 from locres.errors import LocresError
-from locres.io.atomic import atomic_write_json
 from locres.io.checkpoints import load_deepres
 from locres.methods.deepres_dense import run_net_in_slabs
 
@@ -61,26 +57,13 @@ def group_means(rows: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", nargs="?", default="locres/weights/deepres2_map.pt")
-    p.add_argument("--shards", default="runs/training_set")
-    p.add_argument("--maps", type=int, default=40)
-    p.add_argument("--seed", type=int, default=5)
-    p.add_argument("--out", default="bench_results/deepres2/noise_floor_ablation.json")
-    a = p.parse_args(argv)
-    try:
-        rows = ablation_rows(a.model, a.shards, a.maps, a.seed)
-    except LocresError as e:
-        sys.exit(f"error: {e}")
-    groups = group_means(rows)
-    for name, g in groups.items():
-        if g["maps"]:
-            print(f"{name:30s} {g['maps']:3d} maps  MAE {g['mae_a']:.3f} -> {g['mae_ablated_a']:.3f} A  "
-                  f"inside {100 * g['inside']:.1f} -> {100 * g['inside_ablated']:.1f} %")
-    args = argv if argv is not None else sys.argv[1:]
-    cmd = "python -m locres.bench.noise_floor_ablation " + " ".join(args)
-    atomic_write_json(Path(a.out), {"command": cmd, "model": a.model, "split": "val", "maps": a.maps,
-                                    "seed": a.seed, "groups": groups, "per_map": rows})
+    a = validation_study_parser(__doc__.splitlines()[0],
+                                "bench_results/deepres2/noise_floor_ablation.json").parse_args(argv)
+    run_study("locres.bench.noise_floor_ablation", a, argv,
+              lambda: ablation_rows(a.model, a.shards, a.maps, a.seed), group_means,
+              lambda name, g: (f"{name:30s} {g['maps']:3d} maps  MAE {g['mae_a']:.3f} -> "
+                               f"{g['mae_ablated_a']:.3f} A  inside {100 * g['inside']:.1f} -> "
+                               f"{100 * g['inside_ablated']:.1f} %"))
 
 
 if __name__ == "__main__":
