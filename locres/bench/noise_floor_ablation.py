@@ -18,6 +18,7 @@ from locres.data.dense import fixed_examples_and_items
 from locres.errors import LocresError
 from locres.io.checkpoints import load_deepres
 from locres.methods.deepres_dense import run_net_in_slabs
+from locres.models.features import n_feature_channels
 
 GROUPS = {
     "all": lambda i: True,
@@ -31,15 +32,15 @@ def ablation_rows(model: str, shards: str, n_maps: int, seed: int) -> list[dict]
     net, meta = load_deepres(model)
     if getattr(net, "feature_version", 1) != 5 or meta.get("inputs") != "map":
         raise LocresError(f"{model} is not a single-map model of feature version 5 (no noise-floor channels)")
-    n = int(net.net_config["n_bands"])
+    first = n_feature_channels("map", int(net.net_config["n_bands"]), 2)  # the floor channels follow v2's
     pairs = list(fixed_examples_and_items(test_pool(shards, "val")[0], recipe_from_yaml(), "map",
                                           float(meta["voxel_size_a"]), n_maps, seed, 5))
-    median = np.median(np.stack([item["x"].numpy()[4 * n:, 0, 0, 0] for _, item in pairs]), axis=0)
+    median = np.median(np.stack([item["x"].numpy()[first:, 0, 0, 0] for _, item in pairs]), axis=0)
     rows = []
     for ex, item in pairs:
         x = item["x"].numpy()
         ablated = x.copy()
-        ablated[4 * n:] = median[:, None, None, None]
+        ablated[first:] = median[:, None, None, None]
         truth, mask = item["truth"].numpy(), item["mask"].numpy().astype(bool)
         a, b = (map_scores(run_net_in_slabs(net.eval(), v), truth, mask) for v in (x, ablated))
         rows.append({"info": ex.info, "mae_a": a["mae_a"], "mae_ablated_a": b["mae_a"],

@@ -185,7 +185,9 @@ def band_features_model_grid(
                      for c in (corr, corr_wide)]
         return np.stack(_peak_referred(energies) + corr + corr_wide + crossings + ssnr).astype(np.float32)
     if version == 5 and not corr:
-        return np.stack(_peak_referred(energies) + noise_floor_referred(energies)).astype(np.float32)
+        pct = band_percentiles(energies)
+        return np.stack(_peak_referred(energies, pct) + noise_floor_referred(energies, pct[:, 2])
+                        ).astype(np.float32)
     if version >= 2:
         return np.stack(_peak_referred(energies) + corr).astype(np.float32)
     pct = np.array([np.percentile(e, [10, 50, 90]) for e in energies])  # (K, 3)
@@ -204,10 +206,16 @@ def band_features_model_grid(
     return np.stack(local + spread + corr).astype(np.float32)
 
 
-def _peak_referred(energies: list[np.ndarray]) -> list[np.ndarray]:
+def band_percentiles(energies: list[np.ndarray]) -> np.ndarray:
+    """(K, 3): each band's 50th, 90th and 99th percentile of local power over the box."""
+    return np.array([np.percentile(e, [50, 90, 99]) for e in energies])
+
+
+def _peak_referred(energies: list[np.ndarray], pct: np.ndarray | None = None) -> list[np.ndarray]:
     """Version-2 features: powers against each band's 99th percentile (inside the molecule whatever the
-    solvent fraction or flattening), log ratios clipped to +-``LOG_CLIP``."""
-    pct = np.array([np.percentile(e, [50, 90, 99]) for e in energies])  # (K, 3)
+    solvent fraction or flattening), log ratios clipped to +-``LOG_CLIP``. ``pct``: the
+    :func:`band_percentiles` of ``energies`` when the caller has them."""
+    pct = band_percentiles(energies) if pct is None else pct
     eps = BAND_FLOOR * float(pct[:, 2].max()) + 1e-30
     local, spread = [], []
     for k, e in enumerate(energies):
@@ -221,14 +229,15 @@ def _peak_referred(energies: list[np.ndarray]) -> list[np.ndarray]:
     return local + spread
 
 
-def noise_floor_referred(energies: list[np.ndarray], quiet_fraction: float = QUIET_FRACTION
-                         ) -> list[np.ndarray]:
+def noise_floor_referred(energies: list[np.ndarray], p99: np.ndarray | None = None,
+                         quiet_fraction: float = QUIET_FRACTION) -> list[np.ndarray]:
     """Version-5 single-map features: per band ``log P99_k / N_k``, constant over the box, clipped to
     +-``LOG_CLIP``, where ``N_k`` is the mean of band k's local power over the quietest ``quiet_fraction``
     of the voxels (quietness: the sum over bands of each band's power against its 99th percentile, so every
     band's floor is read in the same voxels). A global filter or scale multiplies a band's P99 and N alike
-    and leaves the feature; an exactly flat solvent gives N = 0, the clip."""
-    p99 = np.array([np.percentile(e, 99) for e in energies])
+    and leaves the feature; an exactly flat solvent gives N = 0, the clip. ``p99``: each band's 99th
+    percentile when the caller has it (:func:`band_percentiles`)."""
+    p99 = band_percentiles(energies)[:, 2] if p99 is None else np.asarray(p99)
     eps = BAND_FLOOR * float(p99.max()) + 1e-30
     quietness = sum(e / (p + eps) for e, p in zip(energies, p99, strict=True))
     quiet = quietness <= np.quantile(quietness, quiet_fraction)
