@@ -25,6 +25,7 @@ import numpy as np
 
 from locres.bench.deepres2 import test_pool
 from locres.bench.select_model import DEFAULT_RECIPE, map_scores, recipe_from_yaml
+from locres.core.fourier import fsc_recovers
 from locres.data.dense import fixed_examples_and_items
 from locres.errors import LocresError
 from locres.io.atomic import atomic_write_json
@@ -48,21 +49,6 @@ CONDITIONS: dict[str, Callable[[dict], bool]] = {  # name: which maps (by their 
     "FSC recovers after its first 0.143 crossing": lambda i: bool(i["fsc_recovers"]),
     "FSC stays down after its first 0.143 crossing": lambda i: not i["fsc_recovers"],
 }
-
-
-def fsc_recovers(fsc: np.ndarray, threshold: float = 0.143, margin: float = 0.15, run: int = 3) -> bool:
-    """Whether a shell FSC curve (coarse to fine, DC first) climbs back above ``threshold + margin``, in the
-    mean of ``run`` consecutive shells, somewhere finer than its first shell below ``threshold``: the
-    truth, the first crossing, then lies coarser than detail the map does hold."""
-    curve = np.asarray(fsc, np.float64)[1:]
-    below = np.flatnonzero(curve < threshold)
-    if below.size == 0:
-        return False
-    tail = curve[below[0]:]
-    if tail.size < run:
-        return False
-    running = np.convolve(tail, np.ones(run) / run, mode="valid")
-    return bool(running.max() > threshold + margin)
 
 
 def group_scores(rows: list[dict], conditions: dict[str, Callable[[dict], bool]] = CONDITIONS) -> dict:

@@ -181,3 +181,22 @@ def sharpen(volume: np.ndarray, voxel_size_a: float, b_sharpen_a2: float,
     if resolution_a is not None:
         out = lowpass_raised_cosine(out, voxel_size_a, resolution_a)
     return out
+
+
+FSC_RECOVERY_MARGIN = 0.15  # how far over the threshold an FSC must climb back to count as recovering
+
+
+def fsc_recovers(fsc: np.ndarray, threshold: float = 0.143, margin: float = FSC_RECOVERY_MARGIN,
+                 run: int = 3) -> bool:
+    """Whether a shell FSC curve (coarse to fine, DC first) climbs back above ``threshold + margin``, in the
+    mean of ``run`` consecutive shells, somewhere finer than its first shell below ``threshold``: the
+    truth, the first crossing, then lies coarser than detail the map does hold."""
+    curve = np.asarray(fsc, np.float64)[1:]
+    below = np.flatnonzero(curve < threshold)
+    if below.size == 0:
+        return False
+    tail = curve[below[0]:]
+    if tail.size < run:
+        return False
+    running = np.convolve(tail, np.ones(run) / run, mode="valid")
+    return bool(running.max() > threshold + margin)

@@ -37,9 +37,11 @@ import scipy.fft as sfft
 from scipy import ndimage
 
 from locres.core.fourier import (
+    FSC_RECOVERY_MARGIN,
     butterworth_floor_resolution_a,
     butterworth_lowpass_transfer,
     frequency_grid_per_a,
+    fsc_recovers,
     raised_cosine_lowpass_transfer,
     rfft_weights,
     shell_fsc_of_spectra,
@@ -79,6 +81,9 @@ class TrainingMapRecipe:
     snr_range: tuple[float, float] = (0.3, 10.0)
     p_coloured_noise: float = 0.4
     noise_bfactor_range_a2: tuple[float, float] = (20.0, 300.0)
+    # halve a coloured noise's B until the halves' expected FSC no longer climbs back after its first
+    # crossing (noise redder than the signal: SSNR rising with frequency, which real half maps seldom show)
+    coloured_noise_fsc_falls: bool = False
     global_bfactor_range_a2: tuple[float, float] = (-150.0, 150.0)
     p_global_bfactor: float = 0.7
     max_sharpening_gain: float = 30.0
@@ -224,6 +229,32 @@ def noise_shell_power(
     return sigma**2 * t2 / mean_power_of_transfer(transfer, shape_zyx)
 
 
+def noise_bfactor_keeping_fsc_falling_a2(
+    signal: np.ndarray, voxel_size_a: float, sigma: float, bfactor_a2: float, threshold: float = 0.143,
+    max_halvings: int = 8,
+) -> float:
+    """The largest of ``bfactor_a2``, half of it, a quarter... (0 after ``max_halvings``: white noise) at
+    which the expected shell FSC of two halves, ``signal`` plus independent noise of SD ``sigma`` coloured
+    by :func:`locres.simulate.noise.noise_transfer`, once below ``threshold`` + the recovery margin (0.15),
+    never climbs back over it (:func:`locres.core.fourier.fsc_recovers` at that level: the measured FSC
+    of a small box scatters about the expected one, so an expected curve that only nears the threshold
+    in its dip can still be measured crossing it and climbing back). Expected FSC per shell: S / (S + N),
+    S the signal's power and N the noise's, both per voxel of the whole box."""
+    shape = signal.shape
+    _, signal_power = shell_power_per_voxel(signal, voxel_size_a)
+    b = float(bfactor_a2)
+    for _ in range(max_halvings + 1):
+        if b <= 0.0:
+            return 0.0
+        noise_power = noise_shell_power(shape, voxel_size_a, sigma, noise_transfer(shape, voxel_size_a, b))
+        total = signal_power + noise_power
+        fsc = np.divide(signal_power, total, out=np.zeros_like(total), where=total > 0)
+        if not fsc_recovers(fsc, threshold + FSC_RECOVERY_MARGIN, margin=0.0):
+            return b
+        b *= 0.5
+    return 0.0
+
+
 def global_filter(freq_per_a: np.ndarray, bfactor_a2: float, max_gain: float) -> np.ndarray:
     """Global B-factor transfer exp(-B s^2 / 4), its sharpening gain capped at ``max_gain``."""
     exponent = np.minimum(-bfactor_a2 * freq_per_a**2 / 4.0, np.log(max_gain))  # capped before exp
@@ -298,7 +329,10 @@ def make_training_example(
     sigma_half = float(np.sqrt(2.0) * noise_sigma_for_snr(local, snr, mask))
     coloured = rng.random() < recipe.p_coloured_noise
     b_noise = float(rng.uniform(*recipe.noise_bfactor_range_a2)) if coloured else 0.0
-    t_noise = noise_transfer(shape, v, b_factor_a2=b_noise) if coloured else None
+    b_noise_drawn = b_noise
+    if coloured and recipe.coloured_noise_fsc_falls:
+        b_noise = noise_bfactor_keeping_fsc_falling_a2(local, v, sigma_half, b_noise, recipe.threshold)
+    t_noise = noise_transfer(shape, v, b_factor_a2=b_noise) if b_noise > 0 else None
     half1 = local + make_noise(shape, sigma_half, rng, t_noise)
     half2 = local + make_noise(shape, sigma_half, rng, t_noise)
 
@@ -369,6 +403,7 @@ def make_training_example(
         "pattern": pattern,
         "snr": snr,
         "noise_bfactor_a2": b_noise,
+        "noise_bfactor_drawn_a2": b_noise_drawn,
         "global_bfactor_a2": b_global,
         "global_lowpass_a": lowpass_a,
         "butterworth_order": butterworth_order,

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from locres.bench.interval_by_condition import CONDITIONS, fsc_recovers, group_scores, main
+from locres.bench.interval_by_condition import CONDITIONS, group_scores, main
+from locres.core.fourier import fsc_recovers
 from locres.data.dense import fixed_examples_and_items, fixed_items
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "locres" / "weights"

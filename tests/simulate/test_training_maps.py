@@ -149,3 +149,66 @@ def test_recipe_from_config_values():
     assert r.voxel_size_range_a == TrainingMapRecipe().voxel_size_range_a
     with pytest.raises(LocresError, match="snr_rang"):
         TrainingMapRecipe.from_mapping({"snr_rang": [0.5, 2.0]})
+
+
+def _signal_with_spectrum(shape, voxel_size_a, power_of_freq, seed=0):
+    """A random-phase volume whose shell power follows ``power_of_freq`` (1/A -> power)."""
+    from locres.core.fourier import frequency_grid_per_a
+
+    rng = np.random.default_rng(seed)
+    white = np.fft.rfftn(rng.standard_normal(shape))
+    amp = np.sqrt(power_of_freq(frequency_grid_per_a(shape, voxel_size_a)))
+    return np.fft.irfftn(white * amp, s=shape).astype(np.float32)
+
+
+def _expected_fsc(signal, voxel_size_a, sigma, b):
+    from locres.simulate.fsc_target import shell_power_per_voxel
+    from locres.simulate.noise import noise_transfer
+    from locres.simulate.training_maps import noise_shell_power
+
+    _, s = shell_power_per_voxel(signal, voxel_size_a)
+    t = noise_transfer(signal.shape, voxel_size_a, b) if b > 0 else None
+    return s / (s + noise_shell_power(signal.shape, voxel_size_a, sigma, t))
+
+
+def test_noise_kept_no_redder_than_the_signal_leaves_a_falling_fsc_alone():
+    from locres.core.fourier import FSC_RECOVERY_MARGIN, fsc_recovers
+    from locres.simulate.training_maps import noise_bfactor_keeping_fsc_falling_a2
+
+    # signal falling as exp(-B s^2 / 2) with B = 200 A^2; noise B = 50 A^2: the SSNR falls with frequency
+    signal = _signal_with_spectrum((40, 40, 40), 1.0, lambda s: np.exp(-100.0 * s**2))
+    sigma = 0.5 * float(np.std(signal))
+    level = 0.143 + FSC_RECOVERY_MARGIN
+    assert not fsc_recovers(_expected_fsc(signal, 1.0, sigma, 50.0), level, margin=0.0)
+    assert noise_bfactor_keeping_fsc_falling_a2(signal, 1.0, sigma, 50.0) == 50.0
+
+
+def test_noise_redder_than_the_signal_is_halved_until_the_fsc_stays_down():
+    from locres.core.fourier import FSC_RECOVERY_MARGIN, fsc_recovers
+    from locres.simulate.training_maps import noise_bfactor_keeping_fsc_falling_a2
+
+    # a signal with a dip (a tenth of its power at 0.12-0.18 1/A); noise B = 400 A^2 is far redder than the
+    # signal (B = 50 A^2), so the FSC falls in the dip and climbs back beyond it, where the noise has gone
+    def power(s):
+        return np.exp(-25.0 * s**2) * np.where((s > 0.12) & (s < 0.18), 0.1, 1.0)
+
+    signal = _signal_with_spectrum((48, 48, 48), 1.0, power, seed=1)
+    sigma = 1.5 * float(np.std(signal))
+    assert fsc_recovers(_expected_fsc(signal, 1.0, sigma, 400.0))
+    b = noise_bfactor_keeping_fsc_falling_a2(signal, 1.0, sigma, 400.0)
+    assert 0.0 < b < 400.0 and np.log2(400.0 / b) == pytest.approx(round(np.log2(400.0 / b)))
+    level = 0.143 + FSC_RECOVERY_MARGIN
+    assert not fsc_recovers(_expected_fsc(signal, 1.0, sigma, b), level, margin=0.0)  # kept falling
+    assert fsc_recovers(_expected_fsc(signal, 1.0, sigma, 2.0 * b), level, margin=0.0)  # the largest such
+
+
+def test_recipe_option_changes_only_the_maps_whose_fsc_would_recover(densities):
+    kw = dict(p_coloured_noise=1.0, noise_bfactor_range_a2=(20.0, 300.0), snr_range=(0.5, 3.0))
+    for seed in range(6):
+        old = _example(densities, seed=seed, **kw)
+        new = _example(densities, seed=seed, coloured_noise_fsc_falls=True, **kw)
+        assert new.info["noise_bfactor_drawn_a2"] == old.info["noise_bfactor_a2"]
+        if new.info["noise_bfactor_a2"] == old.info["noise_bfactor_a2"]:
+            np.testing.assert_array_equal(new.half1, old.half1)
+        else:
+            assert new.info["noise_bfactor_a2"] < old.info["noise_bfactor_a2"]
