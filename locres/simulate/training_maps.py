@@ -6,7 +6,9 @@ data_prep shards) :func:`make_training_example` builds, at a random voxel size:
 1. a box filled by one to a few structures placed at random offsets (an assembly), non-cubic;
 2. spatially varying resolution, either a sharp-cut ladder (raised-cosine low passes) or a ladder of
    B-factor envelopes, blended per voxel along a smooth field (radial, linear, blobs or uniform);
-3. two half maps with independent white or coloured noise at an SNR (0.3-10 by default);
+3. two half maps with independent white or coloured noise at an SNR (0.3-10 by default); with
+   ``coloured_noise_fsc_falls``, coloured noise no redder than the signal
+   (:func:`noise_bfactor_keeping_fsc_falling_a2`);
 4. a global B factor (sharpening or blurring, -150 to +150 A^2) applied to both halves alike,
    sometimes the figure-of-merit weighting ``sqrt(2 FSC / (1 + FSC))`` of the halves' own FSC (as
    RELION's and cryoSPARC's post-processing do), and often a low pass at the map's global resolution
@@ -81,8 +83,8 @@ class TrainingMapRecipe:
     snr_range: tuple[float, float] = (0.3, 10.0)
     p_coloured_noise: float = 0.4
     noise_bfactor_range_a2: tuple[float, float] = (20.0, 300.0)
-    # halve a coloured noise's B until the halves' expected FSC no longer climbs back after its first
-    # crossing (noise redder than the signal: SSNR rising with frequency, which real half maps seldom show)
+    # halve a coloured noise's B until the halves' expected FSC, once below threshold + 0.15, stays below
+    # (noise redder than the signal makes the SSNR rise with frequency, which real half maps seldom show)
     coloured_noise_fsc_falls: bool = False
     global_bfactor_range_a2: tuple[float, float] = (-150.0, 150.0)
     p_global_bfactor: float = 0.7
