@@ -56,6 +56,7 @@ from locres.errors import LocresError
 from locres.simulate.fsc_target import (
     SIGNAL_FRACTIONS,
     crossing_table_a,
+    expected_fsc,
     local_signal_fraction,
     shell_power_per_voxel,
     truth_from_ladder_position_a,
@@ -240,8 +241,8 @@ def noise_bfactor_keeping_fsc_falling_a2(
     by :func:`locres.simulate.noise.noise_transfer`, once below ``threshold`` + the recovery margin (0.15),
     never climbs back over it (:func:`locres.core.fourier.fsc_recovers` at that level: the measured FSC
     of a small box scatters about the expected one, so an expected curve that only nears the threshold
-    in its dip can still be measured crossing it and climbing back). Expected FSC per shell: S / (S + N),
-    S the signal's power and N the noise's, both per voxel of the whole box."""
+    in its dip can still be measured crossing it and climbing back). Expected FSC per shell:
+    :func:`locres.simulate.fsc_target.expected_fsc` of the signal's and the noise's power per voxel."""
     shape = signal.shape
     _, signal_power = shell_power_per_voxel(signal, voxel_size_a)
     b = float(bfactor_a2)
@@ -249,8 +250,7 @@ def noise_bfactor_keeping_fsc_falling_a2(
         if b <= 0.0:
             return 0.0
         noise_power = noise_shell_power(shape, voxel_size_a, sigma, noise_transfer(shape, voxel_size_a, b))
-        total = signal_power + noise_power
-        fsc = np.divide(signal_power, total, out=np.zeros_like(total), where=total > 0)
+        fsc = expected_fsc(signal_power, noise_power)
         if not fsc_recovers(fsc, threshold + FSC_RECOVERY_MARGIN, margin=0.0):
             return b
         b *= 0.5

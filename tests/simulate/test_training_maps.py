@@ -162,13 +162,13 @@ def _signal_with_spectrum(shape, voxel_size_a, power_of_freq, seed=0):
 
 
 def _expected_fsc(signal, voxel_size_a, sigma, b):
-    from locres.simulate.fsc_target import shell_power_per_voxel
+    from locres.simulate.fsc_target import expected_fsc, shell_power_per_voxel
     from locres.simulate.noise import noise_transfer
     from locres.simulate.training_maps import noise_shell_power
 
     _, s = shell_power_per_voxel(signal, voxel_size_a)
     t = noise_transfer(signal.shape, voxel_size_a, b) if b > 0 else None
-    return s / (s + noise_shell_power(signal.shape, voxel_size_a, sigma, t))
+    return expected_fsc(s, noise_shell_power(signal.shape, voxel_size_a, sigma, t))
 
 
 def test_noise_kept_no_redder_than_the_signal_leaves_a_falling_fsc_alone():
