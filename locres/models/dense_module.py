@@ -1,6 +1,8 @@
 """LightningModule for the dense DeepRes models: quantile (pinball) loss in Angstrom on every mask voxel
 (``loss_weighting="relative"``: each voxel weighted by ``loss_reference_a / truth``; ``"log"``: the pinball
-loss of ``loss_reference_a * log(resolution)``).
+loss of ``loss_reference_a * log(resolution)``). ``contrast_weight`` > 0 adds :func:`contrast_loss_a`, an L1
+loss on the median's spatial pattern within each crop (its level taken out), so that the map-to-map
+level errors do not drown the within-map variation that a Spearman correlation scores.
 
 Batches are dicts ``x`` (C, d, h, w) features, ``truth`` (d, h, w) Angstrom and ``mask`` (d, h, w) bool
 (see :mod:`locres.data.dense`; a leading batch axis is added when missing). The loss is the mean over
@@ -59,6 +61,27 @@ def pinball_loss_a(pred_a: torch.Tensor, truth_a: torch.Tensor, quantiles: list[
     return per_voxel.mean(dim=0).sum()
 
 
+def contrast_loss_a(pred_mid_a: torch.Tensor, truth_a: torch.Tensor, mask: torch.Tensor,
+                    reference_a: float = 5.0) -> torch.Tensor:
+    """L1 error (Angstrom at ``reference_a``) of the predicted spatial pattern of log-resolution in each crop.
+
+    For each of the (B, d, h, w) crops, both the predicted median and the truth are taken to
+    ``log(resolution)`` and their mean over the crop's mask voxels is subtracted; the loss is the mean
+    absolute difference of what remains, times ``reference_a`` (a small error then reads as Angstrom at
+    ``reference_a``: ``reference_a * d / truth``). It is zero when the prediction equals the truth times
+    any factor per crop, so it scores the within-map pattern alone, the part that a Spearman
+    correlation sees. Crops without mask voxels add nothing.
+    """
+    total, n_crops = pred_mid_a.sum() * 0.0, 0
+    for p, t, m in zip(pred_mid_a, truth_a, mask.bool()):
+        if not bool(m.any()):
+            continue
+        lp, lt = torch.log(p[m].clamp_min(1e-3)), torch.log(t[m].clamp_min(1e-3))
+        total = total + ((lp - lp.mean()) - (lt - lt.mean())).abs().mean()
+        n_crops += 1
+    return float(reference_a) * total / max(n_crops, 1)
+
+
 def masked_quantile_metrics(pred_a: torch.Tensor, truth_a: torch.Tensor) -> dict[str, torch.Tensor]:
     """MAE, bias, coverage and width of (N, 3) quantiles against (N,) truths."""
     mid = pred_a[:, 1]
@@ -85,6 +108,7 @@ class DenseResModule(L.LightningModule):
         recipe: dict | None = None,
         loss_weighting: str = "angstrom",
         loss_reference_a: float = 5.0,
+        contrast_weight: float = 0.0,
     ):
         super().__init__()
         if loss_weighting not in LOSS_WEIGHTINGS:
@@ -92,6 +116,9 @@ class DenseResModule(L.LightningModule):
                 f"module.loss_weighting must be one of {LOSS_WEIGHTINGS}, got '{loss_weighting}'")
         self.loss_reference_a = float(loss_reference_a) if loss_weighting != "angstrom" else None
         self.loss_log_scale = loss_weighting == "log"
+        if not contrast_weight >= 0.0:
+            raise LocresError(f"module.contrast_weight must be >= 0, got {contrast_weight}")
+        self.contrast_weight, self.contrast_reference_a = float(contrast_weight), float(loss_reference_a)
         if recipe is not None and not isinstance(recipe, dict):  # a DictConfig from Hydra: plain values only
             from omegaconf import OmegaConf
 
@@ -125,6 +152,11 @@ class DenseResModule(L.LightningModule):
         if t.numel() == 0:
             return pred.sum() * 0.0
         loss = pinball_loss_a(p, t, self.net.quantiles, self.loss_reference_a, self.loss_log_scale)
+        if self.contrast_weight > 0.0:
+            contrast = contrast_loss_a(pred[:, 1], truth, sel, self.contrast_reference_a)
+            self.log(f"{stage}/contrast", contrast.detach(), on_step=False, on_epoch=True, batch_size=1,
+                     sync_dist=stage != "train")
+            loss = loss + self.contrast_weight * contrast
         metrics = masked_quantile_metrics(p.detach(), t)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=1, sync_dist=not on_step)

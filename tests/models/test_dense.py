@@ -9,7 +9,7 @@ import torch
 
 from locres.errors import LocresError
 from locres.models.dense import DenseQuantileNet
-from locres.models.dense_module import masked_quantile_metrics, pinball_loss_a
+from locres.models.dense_module import contrast_loss_a, masked_quantile_metrics, pinball_loss_a
 from locres.models.features import n_feature_channels
 
 
@@ -60,6 +60,52 @@ def test_pinball_loss_known_values():
     m = masked_quantile_metrics(torch.tensor([[3.0, 4.0, 6.0], [3.0, 4.0, 4.5]]), truth)
     assert float(m["mae"]) == pytest.approx(1.0) and float(m["coverage"]) == pytest.approx(0.5)
     assert float(m["width"]) == pytest.approx(2.25)
+
+
+def test_contrast_loss_scores_the_pattern_not_the_level():
+    truth = torch.tensor([[[[3.0, 6.0], [4.0, 8.0]]], [[[10.0, 10.0], [10.0, 10.0]]]])  # (2, 1, 2, 2)
+    mask = torch.ones_like(truth, dtype=torch.bool)
+    # any factor per crop (the level) costs nothing: 1.5x the first crop, 0.7x the second
+    scaled = truth * torch.tensor([1.5, 0.7])[:, None, None, None]
+    assert float(contrast_loss_a(scaled, truth, mask)) == pytest.approx(0.0, abs=1e-6)
+    # a flat prediction misses the first crop's pattern: mean |log t - mean log t| at 5 A, halved over
+    # the two crops (the second crop's flat truth is matched by any flat prediction)
+    lt = torch.log(truth[0][mask[0]])
+    expected = 5.0 * float((lt - lt.mean()).abs().mean()) / 2.0
+    assert float(contrast_loss_a(torch.full_like(truth, 4.0), truth, mask)) == pytest.approx(expected)
+    # the inverted pattern costs twice the flat one
+    inverted = truth.clone()
+    inverted[0] = 24.0 / truth[0]  # log inverted about the crop's mean log(24)/2
+    assert float(contrast_loss_a(inverted, truth, mask)) == pytest.approx(2.0 * expected)
+    # voxels outside the mask and crops without mask voxels are ignored
+    mask2 = mask.clone()
+    mask2[1] = False
+    outside = scaled.clone()
+    outside[1] = 50.0
+    assert float(contrast_loss_a(outside, truth, mask2)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_module_adds_the_contrast_term_only_when_weighted():
+    from functools import partial
+
+    from locres.models.dense_module import DenseResModule
+
+    torch.manual_seed(3)
+    net = DenseQuantileNet(width=4, dilations=(1,))
+    batch = {"x": torch.randn(n_feature_channels("map"), 6, 5, 7),
+             "truth": 3.0 + 6.0 * torch.rand(6, 5, 7), "mask": torch.rand(6, 5, 7) > 0.3}
+    optimizer = partial(torch.optim.AdamW, lr=1e-3)
+    plain = DenseResModule(net, optimizer, loss_weighting="relative")
+    weighted = DenseResModule(net, optimizer, loss_weighting="relative", contrast_weight=0.5)
+    for m in (plain, weighted):
+        m.log = lambda *a, **k: None  # no trainer attached
+    with torch.no_grad():
+        pred = net(batch["x"][None])
+        extra = 0.5 * contrast_loss_a(pred[:, 1], batch["truth"][None], batch["mask"][None])
+        assert float(extra) > 0.0
+        torch.testing.assert_close(weighted.training_step(batch, 0), plain.training_step(batch, 0) + extra)
+    with pytest.raises(LocresError, match="contrast_weight"):
+        DenseResModule(net, optimizer, contrast_weight=-1.0)
 
 
 @pytest.mark.parametrize("inputs, v_old, v_new", [("halves", 2, 3), ("map", 2, 5)])
