@@ -152,13 +152,13 @@ class DenseResModule(L.LightningModule):
         if t.numel() == 0:
             return pred.sum() * 0.0
         loss = pinball_loss_a(p, t, self.net.quantiles, self.loss_reference_a, self.loss_log_scale)
-        if self.contrast_weight > 0.0:
-            contrast = contrast_loss_a(pred[:, 1], truth, sel, self.contrast_reference_a)
-            self.log(f"{stage}/contrast", contrast.detach(), on_step=False, on_epoch=True, batch_size=1,
-                     sync_dist=stage != "train")
-            loss = loss + self.contrast_weight * contrast
-        metrics = masked_quantile_metrics(p.detach(), t)
         on_step = stage == "train"
+        contrast = contrast_loss_a(pred[:, 1], truth, sel, self.contrast_reference_a)  # logged either way
+        if self.contrast_weight > 0.0:
+            loss = loss + self.contrast_weight * contrast
+        self.log(f"{stage}/contrast", contrast.detach(), on_step=False, on_epoch=True, batch_size=1,
+                 sync_dist=not on_step)
+        metrics = masked_quantile_metrics(p.detach(), t)
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=1, sync_dist=not on_step)
         for k, v in metrics.items():
             self.log(f"{stage}/{k}", v, on_step=False, on_epoch=True, batch_size=1, prog_bar=k == "mae",
