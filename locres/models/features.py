@@ -79,13 +79,31 @@ def n_feature_channels(
     return {3: 6 * n_bands + 2, 4: 7 * n_bands + 2, 5: 7 * n_bands + 2}.get(version, 5 * n_bands)
 
 
-def band_transfers(shape_zyx, voxel_size_a: float, bands_a=BAND_RESOLUTIONS_A) -> np.ndarray:
-    """(K, rFFT shape) log-Gaussian band passes centred on 1 / ``bands_a`` (DC excluded)."""
+def log_frequency_grid_per_a(shape_zyx, voxel_size_a: float) -> np.ndarray:
+    """float32 ``log |s|`` (|s| in 1/A) on the rFFT grid, with DC set to ``-inf`` (no band passes it)."""
     f = frequency_grid_per_a(tuple(shape_zyx), voxel_size_a)
-    logf = np.log(np.maximum(f, 1e-6))
-    out = np.stack([np.exp(-0.5 * ((logf + np.log(r)) / BAND_WIDTH_LOG) ** 2) for r in bands_a])
-    out[:, f == 0] = 0.0
-    return out.astype(np.float32)
+    with np.errstate(divide="ignore"):
+        return np.log(f, out=f)
+
+
+def band_transfer(log_f: np.ndarray, resolution_a: float) -> np.ndarray:
+    """float32 log-Gaussian band pass centred on 1 / ``resolution_a``, from :func:`log_frequency_grid_per_a`.
+    Computed in place in float32 (full-size float64 temporaries cost seconds and hundreds of MB on
+    large boxes; the values agree with a float64 evaluation to float32 rounding)."""
+    t = log_f + np.float32(np.log(resolution_a))
+    t *= np.float32(1.0 / BAND_WIDTH_LOG)
+    np.square(t, out=t)
+    t *= np.float32(-0.5)
+    return np.exp(t, out=t)
+
+
+def band_transfers(shape_zyx, voxel_size_a: float, bands_a=BAND_RESOLUTIONS_A) -> np.ndarray:
+    """(K, rFFT shape) float32 log-Gaussian band passes centred on 1 / ``bands_a`` (DC excluded)."""
+    log_f = log_frequency_grid_per_a(shape_zyx, voxel_size_a)
+    out = np.empty((len(bands_a),) + log_f.shape, np.float32)
+    for k, r in enumerate(bands_a):
+        out[k] = band_transfer(log_f, r)
+    return out
 
 
 def window_transfer(shape_zyx, voxel_size_a: float, sigma_a: float) -> np.ndarray:
@@ -153,12 +171,13 @@ def band_features_model_grid(
     if any(v.shape != shape for v in volumes) or len(shape) != 3 or min(shape) < 4:
         raise LocresError(f"band features need 3D volumes of one shape (at least 4 voxels), got {shape}")
     specs = [sfft.rfftn(np.asarray(v, np.float32), workers=workers) for v in volumes]
-    bands = band_transfers(shape, model_voxel_size_a, bands_a)
+    log_f = log_frequency_grid_per_a(shape, model_voxel_size_a)  # one band pass at a time, not K at once
     sub = (slice(None, None, 2),) * 3
     energies, corr, corr_wide, ssnr = [], [], [], []
-    for k, r in enumerate(bands_a):
+    for r in bands_a:
         win = window_transfer(shape, model_voxel_size_a, window_sigma_a(r))
-        b = [sfft.irfftn(sp * bands[k], s=shape, workers=workers) for sp in specs]
+        band = band_transfer(log_f, r)
+        b = [sfft.irfftn(sp * band, s=shape, workers=workers) for sp in specs]
         if len(b) == 1:
             energies.append(np.maximum(_smooth(b[0] * b[0], win, workers), 0.0)[sub])
             continue
@@ -183,13 +202,14 @@ def band_features_model_grid(
     if version >= 3 and corr:
         crossings = [np.log(fsc_crossing_resolution_a(np.stack(c), bands_a)).astype(np.float32)
                      for c in (corr, corr_wide)]
-        return np.stack(_peak_referred(energies) + corr + corr_wide + crossings + ssnr).astype(np.float32)
+        return np.stack(_peak_referred(energies) + corr + corr_wide + crossings + ssnr
+                        ).astype(np.float32, copy=False)
     if version == 5 and not corr:
         pct = band_percentiles(energies)
         return np.stack(_peak_referred(energies, pct) + noise_floor_referred(energies, pct[:, 2])
-                        ).astype(np.float32)
+                        ).astype(np.float32, copy=False)
     if version >= 2:
-        return np.stack(_peak_referred(energies) + corr).astype(np.float32)
+        return np.stack(_peak_referred(energies) + corr).astype(np.float32, copy=False)
     pct = np.array([np.percentile(e, [10, 50, 90]) for e in energies])  # (K, 3)
     # one floor for every band, far below the strongest band's power: a band the map has no power in
     # (a low-passed map) reads as exactly that, not as the ratio of two rounding errors
@@ -203,7 +223,7 @@ def band_features_model_grid(
             np.full(e.shape, _log_ratio(v1, v0, eps), np.float32)
             for v1, v0 in ((p90, p50), (p50, p10), (p90, prev90))
         ]
-    return np.stack(local + spread + corr).astype(np.float32)
+    return np.stack(local + spread + corr).astype(np.float32, copy=False)
 
 
 def band_percentiles(energies: list[np.ndarray]) -> np.ndarray:

@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from locres.core.fourier import apply_bfactor
+from locres.core.fourier import apply_bfactor, frequency_grid_per_a
 from locres.core.maps import model_grid_shape
 from locres.errors import LocresError
-from locres.models.features import BAND_RESOLUTIONS_A, dense_features, n_feature_channels
+from locres.models.features import (
+    BAND_RESOLUTIONS_A,
+    BAND_WIDTH_LOG,
+    band_transfers,
+    dense_features,
+    n_feature_channels,
+)
 from locres.simulate.noise import make_noise, noise_transfer
 from locres.simulate.phantom import synthetic_density
 
@@ -18,6 +24,22 @@ def noisy_map():
     rng = np.random.default_rng(2)
     d = synthetic_density((40, 36, 44), 1.0, rng)
     return d + make_noise(d.shape, 0.3 * float(d.std()), rng)
+
+
+def test_band_transfers_are_log_gaussians_centred_on_their_resolution():
+    shape, voxel_a = (30, 25, 32), 0.9  # odd and even sides, non-cubic
+    t = band_transfers(shape, voxel_a)
+    f = frequency_grid_per_a(shape, voxel_a).astype(np.float64)
+    assert t.dtype == np.float32 and t.shape == (len(BAND_RESOLUTIONS_A),) + f.shape
+    assert (t[:, 0, 0, 0] == 0).all()  # DC passes no band
+    logf = np.log(np.where(f > 0, f, 1.0))
+    for k, r in enumerate(BAND_RESOLUTIONS_A):
+        expected = np.where(f > 0, np.exp(-0.5 * ((logf + np.log(r)) / BAND_WIDTH_LOG) ** 2), 0.0)
+        np.testing.assert_allclose(t[k], expected, rtol=2e-5, atol=1e-7)  # float32 evaluation
+        inside = f < 1.0 / (2 * voxel_a)
+        peak = np.unravel_index(np.argmax(np.where(inside, t[k], -1)), f.shape)
+        if 1.0 / r < 1.0 / (2 * voxel_a):  # a band centred below Nyquist peaks at the shell nearest 1 / r
+            assert abs(f[peak] - 1.0 / r) <= 1.0 / (min(shape) * voxel_a)
 
 
 def test_shapes_and_channels(noisy_map):
