@@ -97,15 +97,6 @@ def band_transfer(log_f: np.ndarray, resolution_a: float) -> np.ndarray:
     return np.exp(t, out=t)
 
 
-def band_transfers(shape_zyx, voxel_size_a: float, bands_a=BAND_RESOLUTIONS_A) -> np.ndarray:
-    """(K, rFFT shape) float32 log-Gaussian band passes centred on 1 / ``bands_a`` (DC excluded)."""
-    log_f = log_frequency_grid_per_a(shape_zyx, voxel_size_a)
-    out = np.empty((len(bands_a),) + log_f.shape, np.float32)
-    for k, r in enumerate(bands_a):
-        out[k] = band_transfer(log_f, r)
-    return out
-
-
 def window_transfer(shape_zyx, voxel_size_a: float, sigma_a: float) -> np.ndarray:
     """rFFT-shaped transfer of a Gaussian window of standard deviation ``sigma_a`` Angstrom."""
     f = frequency_grid_per_a(tuple(shape_zyx), voxel_size_a)

@@ -11,8 +11,9 @@ from locres.errors import LocresError
 from locres.models.features import (
     BAND_RESOLUTIONS_A,
     BAND_WIDTH_LOG,
-    band_transfers,
+    band_transfer,
     dense_features,
+    log_frequency_grid_per_a,
     n_feature_channels,
 )
 from locres.simulate.noise import make_noise, noise_transfer
@@ -26,9 +27,10 @@ def noisy_map():
     return d + make_noise(d.shape, 0.3 * float(d.std()), rng)
 
 
-def test_band_transfers_are_log_gaussians_centred_on_their_resolution():
+def test_band_passes_are_log_gaussians_centred_on_their_resolution():
     shape, voxel_a = (30, 25, 32), 0.9  # odd and even sides, non-cubic
-    t = band_transfers(shape, voxel_a)
+    log_f = log_frequency_grid_per_a(shape, voxel_a)
+    t = np.stack([band_transfer(log_f, r) for r in BAND_RESOLUTIONS_A])
     f = frequency_grid_per_a(shape, voxel_a).astype(np.float64)
     assert t.dtype == np.float32 and t.shape == (len(BAND_RESOLUTIONS_A),) + f.shape
     assert (t[:, 0, 0, 0] == 0).all()  # DC passes no band
