@@ -54,7 +54,7 @@ class DenseQuantileNet(nn.Module):
     features : the feature version it reads (1: the first shipped half-map model; 2: the single-map
         model's; 3: version 2 with wide-window correlations and local-FSC crossings for half maps; 4: also
         the local SSNR against the half-map difference; 5: version 2 with each band's noise floor for a
-        single map).
+        single map; 6: version 5 with the resolutions where band power falls to its floor).
     interval_scale : (s_lo, s_hi), factors on the log distance of the low and high quantiles from the
         median (1, 1 as trained; a calibrated model carries the fitted ones).
     """

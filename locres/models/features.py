@@ -35,6 +35,13 @@ resolutions from 20 A down to 2 A, log-Gaussian in frequency):
   coloured, which a single map otherwise shows only through the P50 of a box with more than half solvent;
   a flattened solvent reads as no floor (clipped at ``+LOG_CLIP``), so the net also learns when it has no
   noise reference. Half-map features of version 5 are version 4's.
+- version 6, single map, also two channels ``log(r_x / 1 A)``: the resolution at which the band's local
+  power against its noise floor, ``E_k(x) / N_k ~ 1 + SSNR_k(x)``, first falls below ``1 + s`` going
+  from coarse to fine bands, for the map's SSNR ``s`` at the truth's threshold (``FLOOR_CROSSING_SSNR``
+  0.33: a half-map FSC of 0.143 is a half-map SSNR of 0.167, twice that in their average) and at 1.
+  The single-map analogue of version 3's local-FSC crossings: a crossing is an argmax over bands, which the
+  net's per-voxel layers do not form by themselves, and on validation phantoms it ranks the truth where the
+  net does not (and fails where the net succeeds). Half-map features of version 6 are version 4's.
 
 Every feature but the spectral step is a ratio within one band, so a global isotropic filter
 (sharpening, blurring), a scale and an offset leave them unchanged: only the network's judgement of
@@ -60,23 +67,26 @@ INPUT_KINDS = ("map", "halves")
 BAND_FLOOR = 1e-5
 LOG_CLIP = 12.0
 FEATURE_VERSION = 2
-FEATURE_VERSIONS = (1, 2, 3, 4, 5)
+FEATURE_VERSIONS = (1, 2, 3, 4, 5, 6)
 QUIET_FRACTION = 0.2
 WIDE_WINDOW_FACTOR = 2.0
 WIDE_WINDOW_RANGE_A = (5.0, 18.0)
 FSC_THRESHOLD = 0.143
+FLOOR_CROSSING_SSNR = (0.33, 1.0)
 
 
 def n_feature_channels(
     inputs: str, n_bands: int = len(BAND_RESOLUTIONS_A), version: int = FEATURE_VERSION
 ) -> int:
-    """Channels of :func:`dense_features` for ``inputs`` ("map": 4 per band, in version 5 5 per band;
-    "halves": 5 per band, in version 3 6 per band and 2 more, in versions 4 and 5 7 per band and 2 more)."""
+    """Channels of :func:`dense_features` for ``inputs`` ("map": 4 per band, in version 5 5 per band, in
+    version 6 5 per band and 2 more; "halves": 5 per band, in version 3 6 per band and 2 more, in versions
+    4-6 7 per band and 2 more)."""
     if inputs not in INPUT_KINDS:
         raise LocresError(f"unknown model inputs '{inputs}': map or halves")
     if inputs == "map":
-        return 5 * n_bands if version == 5 else 4 * n_bands
-    return {3: 6 * n_bands + 2, 4: 7 * n_bands + 2, 5: 7 * n_bands + 2}.get(version, 5 * n_bands)
+        return {5: 5 * n_bands, 6: 5 * n_bands + len(FLOOR_CROSSING_SSNR)}.get(version, 4 * n_bands)
+    return {3: 6 * n_bands + 2, 4: 7 * n_bands + 2, 5: 7 * n_bands + 2, 6: 7 * n_bands + 2}.get(
+        version, 5 * n_bands)
 
 
 def log_frequency_grid_per_a(shape_zyx, voxel_size_a: float) -> np.ndarray:
@@ -195,10 +205,13 @@ def band_features_model_grid(
                      for c in (corr, corr_wide)]
         return np.stack(_peak_referred(energies) + corr + corr_wide + crossings + ssnr
                         ).astype(np.float32, copy=False)
-    if version == 5 and not corr:
+    if version >= 5 and not corr:
         pct = band_percentiles(energies)
-        return np.stack(_peak_referred(energies, pct) + noise_floor_referred(energies, pct[:, 2])
-                        ).astype(np.float32, copy=False)
+        floors = noise_floors(energies, pct[:, 2])
+        feats = _peak_referred(energies, pct) + noise_floor_referred(energies, pct[:, 2], floors)
+        if version == 6:
+            feats += [np.log(r).astype(np.float32) for r in floor_crossings_a(energies, floors, bands_a)]
+        return np.stack(feats).astype(np.float32, copy=False)
     if version >= 2:
         return np.stack(_peak_referred(energies) + corr).astype(np.float32, copy=False)
     pct = np.array([np.percentile(e, [10, 50, 90]) for e in energies])  # (K, 3)
@@ -240,20 +253,46 @@ def _peak_referred(energies: list[np.ndarray], pct: np.ndarray | None = None) ->
     return local + spread
 
 
+def noise_floors(energies: list[np.ndarray], p99: np.ndarray | None = None,
+                 quiet_fraction: float = QUIET_FRACTION) -> np.ndarray:
+    """(K,): each band's noise floor ``N_k``, the mean of its local power over the quietest
+    ``quiet_fraction`` of the voxels (quietness: the sum over bands of each band's power against its 99th
+    percentile, so every band's floor is read in the same voxels); 0 where the solvent is exactly flat.
+    ``p99``: each band's 99th percentile when the caller has it (:func:`band_percentiles`)."""
+    p99 = band_percentiles(energies)[:, 2] if p99 is None else np.asarray(p99)
+    eps = BAND_FLOOR * float(p99.max()) + 1e-30
+    quietness = sum(e / (p + eps) for e, p in zip(energies, p99, strict=True))
+    quiet = quietness <= np.quantile(quietness, quiet_fraction)
+    return np.array([float(e[quiet].mean()) for e in energies])
+
+
+def floor_crossings_a(energies: list[np.ndarray], floors: np.ndarray, bands_a=BAND_RESOLUTIONS_A,
+                      ssnrs=FLOOR_CROSSING_SSNR) -> list[np.ndarray]:
+    """Per SSNR level ``s``, the resolution (A) at which ``E_k(x) / N_k``, whose expectation is
+    ``1 + SSNR_k(x)`` where the noise is stationary, first falls below ``1 + s`` going from the coarsest
+    band to the finest (interpolated as :func:`fsc_crossing_resolution_a`). Compared as
+    ``SSNR / (1 + SSNR)`` against ``s / (1 + s)``, which stays in [0, 1) however large the ratio grows
+    (a flat solvent's floor of 0 reads as no crossing: the finest band)."""
+    eps = BAND_FLOOR * float(max(float(np.max(e)) for e in energies)) + 1e-30
+    excess = np.stack([np.maximum(e / (n + eps) - 1.0, 0.0) for e, n in zip(energies, floors, strict=True)])
+    frac = (excess / (1.0 + excess)).astype(np.float32)
+    return [fsc_crossing_resolution_a(frac, bands_a, s / (1.0 + s)) for s in ssnrs]
+
+
 def noise_floor_referred(energies: list[np.ndarray], p99: np.ndarray | None = None,
+                         floors: np.ndarray | None = None,
                          quiet_fraction: float = QUIET_FRACTION) -> list[np.ndarray]:
     """Version-5 single-map features: per band ``log P99_k / N_k``, constant over the box, clipped to
     +-``LOG_CLIP``, where ``N_k`` is the mean of band k's local power over the quietest ``quiet_fraction``
     of the voxels (quietness: the sum over bands of each band's power against its 99th percentile, so every
     band's floor is read in the same voxels). A global filter or scale multiplies a band's P99 and N alike
     and leaves the feature; an exactly flat solvent gives N = 0, the clip. ``p99``: each band's 99th
-    percentile when the caller has it (:func:`band_percentiles`)."""
+    percentile when the caller has it (:func:`band_percentiles`); ``floors``: the :func:`noise_floors`."""
     p99 = band_percentiles(energies)[:, 2] if p99 is None else np.asarray(p99)
+    floors = noise_floors(energies, p99, quiet_fraction) if floors is None else floors
     eps = BAND_FLOOR * float(p99.max()) + 1e-30
-    quietness = sum(e / (p + eps) for e, p in zip(energies, p99, strict=True))
-    quiet = quietness <= np.quantile(quietness, quiet_fraction)
-    return [np.full(e.shape, np.clip(_log_ratio(p, float(e[quiet].mean()), eps), -LOG_CLIP, LOG_CLIP),
-                    np.float32) for e, p in zip(energies, p99, strict=True)]
+    return [np.full(e.shape, np.clip(_log_ratio(p, float(n), eps), -LOG_CLIP, LOG_CLIP), np.float32)
+            for e, p, n in zip(energies, p99, floors, strict=True)]
 
 
 def dense_features(

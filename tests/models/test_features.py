@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from locres.core.fourier import apply_bfactor, frequency_grid_per_a
+from locres.core.fourier import apply_bfactor, frequency_grid_per_a, lowpass_raised_cosine
 from locres.core.maps import model_grid_shape
 from locres.errors import LocresError
 from locres.models.features import (
@@ -13,6 +13,7 @@ from locres.models.features import (
     BAND_WIDTH_LOG,
     band_transfer,
     dense_features,
+    floor_crossings_a,
     log_frequency_grid_per_a,
     n_feature_channels,
 )
@@ -239,3 +240,47 @@ def test_version_5_half_map_features_are_version_4s(noisy_map):
     np.testing.assert_array_equal(
         dense_features(1.0, 1.0, half1_zyx=noisy_map, half2_zyx=h2, inputs="halves", version=5),
         dense_features(1.0, 1.0, half1_zyx=noisy_map, half2_zyx=h2, inputs="halves", version=4))
+
+
+def test_floor_crossing_known_answers():
+    """``E_k / N_k = 1 + SSNR_k``: SSNR 10 up to band 5 and none beyond crosses both levels between bands 5
+    and 6, where the linear interpolation of ``SSNR / (1 + SSNR)`` in log resolution puts it; SSNR 10 up to
+    band 8 crosses between bands 8 and 9; pure noise at the coarsest band; a floor of 0 (flattened solvent)
+    at the finest; the stricter level (SSNR 1) never crosses finer than the truth's (0.33)."""
+    bands = np.asarray(BAND_RESOLUTIONS_A)
+    n = len(bands)
+    ssnr = np.zeros((n, 4))
+    ssnr[:6, 0] = 10.0
+    ssnr[:9, 1] = 10.0
+    ssnr[:, 3] = 10.0
+    energies = [1.0 + ssnr[k].reshape(1, 4, 1) for k in range(n)]
+    lo, hi = floor_crossings_a(energies, np.ones(n), bands)
+    a = 10.0 / 11.0
+    for level, r in ((0.33, lo), (1.0, hi)):
+        t = (a - level / (1 + level)) / a
+        for v, k in ((0, 5), (1, 8)):
+            want = np.exp(np.log(bands[k]) + t * (np.log(bands[k + 1]) - np.log(bands[k])))
+            assert r[0, v, 0] == pytest.approx(want, rel=1e-5)
+    assert lo[0, 2, 0] == pytest.approx(bands[0]) and lo[0, 3, 0] == pytest.approx(bands[-1])
+    assert np.all(hi >= lo - 1e-6)
+    flat = floor_crossings_a([np.full((1, 1, 1), 1.0) for _ in range(n)], np.zeros(n), bands)
+    assert flat[0][0, 0, 0] == pytest.approx(bands[-1])
+
+
+def test_version_6_floor_crossings_follow_the_resolution_of_the_map(molecule_in_solvent):
+    """Version 6 is version 5 and the two floor crossings. The molecule low-passed to 4, 8 and 12 A in white
+    noise crosses coarser the coarser the cut (medians over the molecule's voxels), each between 0.6 and 1.1
+    times its cut: the band passes are wide (log SD 0.16), so a band centred a little finer than the cut
+    still holds power from below it and the crossing reads about 0.7 of the cut."""
+    d, noise = molecule_in_solvent
+    n = len(BAND_RESOLUTIONS_A)
+    inside = (np.abs(d) > 0.2 * np.abs(d).max())[::2, ::2, ::2]
+    medians = {}
+    for cut in (4.0, 8.0, 12.0):
+        m = lowpass_raised_cosine(d, 1.0, cut) + noise
+        f6 = dense_features(1.0, 1.0, map_zyx=m, version=6)
+        assert f6.shape[0] == n_feature_channels("map", version=6) == 5 * n + 2
+        np.testing.assert_array_equal(f6[: 5 * n], dense_features(1.0, 1.0, map_zyx=m, version=5))
+        medians[cut] = float(np.exp(np.median(f6[5 * n][inside])))
+        assert 0.6 * cut <= medians[cut] <= 1.1 * cut, (cut, medians[cut])
+    assert medians[4.0] < medians[8.0] < medians[12.0]
