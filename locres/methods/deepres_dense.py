@@ -48,6 +48,16 @@ def run_net_in_slabs(
     return out
 
 
+def half_grid_to_input_grid(values: np.ndarray, voxel_size_a: float, model_voxel_size_a: float,
+                            shape_zyx) -> np.ndarray:
+    """Values on the features' grid (model voxels ``2 i``) brought onto the input's grid of ``shape_zyx``
+    at ``voxel_size_a``: input voxel j sits at half-grid index ``j * voxel_size_a / (2 model_voxel_size_a)``,
+    interpolated linearly, edges held."""
+    scale = voxel_size_a / (2.0 * model_voxel_size_a)
+    return ndimage.affine_transform(values, np.full(3, scale), output_shape=tuple(shape_zyx), order=1,
+                                    mode="nearest")
+
+
 def predict_dense_quantiles_a(
     net: torch.nn.Module,
     meta: dict,
@@ -89,9 +99,7 @@ def predict_dense_quantiles_a(
     t1 = time.perf_counter()
     q = run_net_in_slabs(net, feats, device)
     t2 = time.perf_counter()
-    scale = voxel_size_a / (2.0 * v_model)  # input voxel j sits at half-grid index j * scale
-    kw = {"matrix": np.full(3, scale), "output_shape": shape, "order": 1, "mode": "nearest"}
-    low, mid, high = (ndimage.affine_transform(q[i], **kw) for i in range(3))
+    low, mid, high = (half_grid_to_input_grid(q[i], voxel_size_a, v_model, shape) for i in range(3))
     floor = max(lo, 2.0 * voxel_size_a)
     clamped = np.clip(mid, floor, hi)
     if mask.any():

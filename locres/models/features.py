@@ -161,7 +161,7 @@ def band_features_model_grid(
     version 1 (the first shipped half-map model) to its median; version 3 adds wide-window correlations
     and the local-FSC crossings to version 2's half-map features, version 4 the local SSNR against the
     half-map difference's noise to version 3's, version 5 the noise floor of each band to version 2's
-    single-map features (see the module docstring).
+    single-map features, version 6 the floor crossings to version 5's (see the module docstring).
     Returns (C, ceil(z/2), ceil(y/2), ceil(x/2)) float32, C = :func:`n_feature_channels`.
     """
     if version not in FEATURE_VERSIONS:
@@ -171,6 +171,9 @@ def band_features_model_grid(
     shape = volumes[0].shape
     if any(v.shape != shape for v in volumes) or len(shape) != 3 or min(shape) < 4:
         raise LocresError(f"band features need 3D volumes of one shape (at least 4 voxels), got {shape}")
+    if len(volumes) == 1:
+        return _single_map_features(band_energies(volumes[0], model_voxel_size_a, bands_a, workers),
+                                    bands_a, version)
     specs = [sfft.rfftn(np.asarray(v, np.float32), workers=workers) for v in volumes]
     log_f = log_frequency_grid_per_a(shape, model_voxel_size_a)  # one band pass at a time, not K at once
     sub = (slice(None, None, 2),) * 3
@@ -179,9 +182,6 @@ def band_features_model_grid(
         win = window_transfer(shape, model_voxel_size_a, window_sigma_a(r))
         band = band_transfer(log_f, r)
         b = [sfft.irfftn(sp * band, s=shape, workers=workers) for sp in specs]
-        if len(b) == 1:
-            energies.append(np.maximum(_smooth(b[0] * b[0], win, workers), 0.0)[sub])
-            continue
         # b1^2, b2^2, b1 b2 transformed once, smoothed in each window
         products = [sfft.rfftn(p, workers=workers) for p in (b[0] * b[0], b[1] * b[1], b[0] * b[1])]
 
@@ -200,20 +200,46 @@ def band_features_model_grid(
         if version >= 4:  # noise of the average: <((b1 - b2) / 2)^2> in the wide window
             noise = np.maximum(0.25 * (w1 + w2 - 2.0 * wc), 0.0)
             ssnr.append(np.clip(_log_ratio(energies[-1], noise, floor), -LOG_CLIP, LOG_CLIP))
-    if version >= 3 and corr:
+    if version >= 3:
         crossings = [np.log(fsc_crossing_resolution_a(np.stack(c), bands_a)).astype(np.float32)
                      for c in (corr, corr_wide)]
         return np.stack(_peak_referred(energies) + corr + corr_wide + crossings + ssnr
                         ).astype(np.float32, copy=False)
-    if version >= 5 and not corr:
+    if version == 2:
+        return np.stack(_peak_referred(energies) + corr).astype(np.float32, copy=False)
+    return _version_1_features(energies, corr)
+
+
+def band_energies(volume: np.ndarray, model_voxel_size_a: float, bands_a=BAND_RESOLUTIONS_A,
+                  workers: int = 1) -> list[np.ndarray]:
+    """Per band, the local band power of one volume on the model grid: the band-passed volume squared,
+    smoothed over the band's window (:func:`window_sigma_a`), on the half-resolution grid (voxels ``2 i``)."""
+    shape = volume.shape
+    spec = sfft.rfftn(np.asarray(volume, np.float32), workers=workers)
+    log_f = log_frequency_grid_per_a(shape, model_voxel_size_a)  # one band pass at a time, not K at once
+    sub = (slice(None, None, 2),) * 3
+    energies = []
+    for r in bands_a:
+        b = sfft.irfftn(spec * band_transfer(log_f, r), s=shape, workers=workers)
+        win = window_transfer(shape, model_voxel_size_a, window_sigma_a(r))
+        energies.append(np.maximum(_smooth(b * b, win, workers), 0.0)[sub])
+    return energies
+
+
+def _single_map_features(energies: list[np.ndarray], bands_a, version: int) -> np.ndarray:
+    if version >= 5:
         pct = band_percentiles(energies)
         floors = noise_floors(energies, pct[:, 2])
         feats = _peak_referred(energies, pct) + noise_floor_referred(energies, pct[:, 2], floors)
         if version == 6:
             feats += [np.log(r).astype(np.float32) for r in floor_crossings_a(energies, floors, bands_a)]
         return np.stack(feats).astype(np.float32, copy=False)
-    if version >= 2:
-        return np.stack(_peak_referred(energies) + corr).astype(np.float32, copy=False)
+    if version >= 2:  # versions 3 and 4 add only half-map channels
+        return np.stack(_peak_referred(energies)).astype(np.float32, copy=False)
+    return _version_1_features(energies, [])
+
+
+def _version_1_features(energies: list[np.ndarray], corr: list[np.ndarray]) -> np.ndarray:
     pct = np.array([np.percentile(e, [10, 50, 90]) for e in energies])  # (K, 3)
     # one floor for every band, far below the strongest band's power: a band the map has no power in
     # (a low-passed map) reads as exactly that, not as the ratio of two rounding errors
