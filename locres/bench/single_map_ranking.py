@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from locres.bench.deepres2 import case_specs, make_case, run_variant, test_pool
+from locres.bench.groundtruth import spearman
 from locres.core.maps import to_model_grid
 from locres.io.atomic import atomic_write_json
 from locres.methods.deepres_dense import half_grid_to_input_grid
@@ -41,12 +41,6 @@ def floor_crossing_map_a(map_zyx: np.ndarray, voxel_size_a: float, ssnr: float =
     energies = band_energies(to_model_grid(map_zyx, voxel_size_a, MODEL_VOXEL_A), MODEL_VOXEL_A)
     (cross,) = floor_crossings_a(energies, noise_floors(energies), BAND_RESOLUTIONS_A, (ssnr,))
     return half_grid_to_input_grid(cross, voxel_size_a, MODEL_VOXEL_A, map_zyx.shape)
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")  # a constant estimate ranks nothing
-    return float(spearmanr(a, b)[0])
 
 
 def ranking_rows(shards: str, split: str, n_cases: int, checkpoint: str | None) -> list[dict]:
@@ -63,9 +57,9 @@ def ranking_rows(shards: str, split: str, n_cases: int, checkpoint: str | None) 
             "name": spec["name"], "kind": spec["kind"], "snr": spec["snr"], "pattern": spec["pattern"],
             "voxel_size_a": spec["voxel_size_a"], "truth_median_a": float(np.median(t)),
             "truth_iqr_a": float(q75 - q25),
-            "spearman": {"single_map_model": _spearman(single[m], t),
-                         "half_map_model": _spearman(halves[m], t),
-                         "floor_crossing": _spearman(crossing[m], t)},
+            "spearman": {"single_map_model": spearman(single[m], t),  # NaN for a constant estimate
+                         "half_map_model": spearman(halves[m], t),
+                         "floor_crossing": spearman(crossing[m], t)},
         })
     return rows
 
